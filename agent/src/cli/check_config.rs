@@ -1,0 +1,55 @@
+//! `lifeboat check-config`: validate and summarize, so a typo is found before 3 a.m.
+
+use jiff::Timestamp;
+use lifeboat_drills::source::SourceConfig;
+use lifeboat_drills::units::HumanDuration;
+
+use super::exit;
+use crate::config::Config;
+
+pub fn run(c: &Config) -> anyhow::Result<u8> {
+    println!("configuration {} is valid", c.path.display());
+    println!("  state_dir   {}", c.state_dir.display());
+    println!("  scratch_dir {}", c.scratch_dir.display());
+    println!(
+        "  timezone    {}",
+        c.timezone.iana_name().unwrap_or("system")
+    );
+    println!("sources:");
+    for (name, s) in &c.sources {
+        match s {
+            SourceConfig::Local(l) => {
+                let state = if l.path.is_dir() {
+                    ""
+                } else {
+                    "  (folder missing!)"
+                };
+                println!("  {name:<16} local {}{state}", l.path.display());
+            }
+        }
+    }
+    println!("drills:");
+    let now = Timestamp::now();
+    for (name, d) in &c.drills {
+        let next = match (&d.schedule, d.enabled) {
+            (_, false) => "disabled".to_string(),
+            (None, _) => "on demand only".to_string(),
+            (Some(s), _) => match s.next_after(now) {
+                Some(t) => format!(
+                    "\"{}\" next {}",
+                    s.expr,
+                    t.to_zoned(s.tz.clone()).strftime("%Y-%m-%d %H:%M %Z")
+                ),
+                None => format!("\"{}\" never fires", s.expr),
+            },
+        };
+        println!(
+            "  {name:<16} source {:<12} rto {:<7} rpo {:<7} {} checks  {next}",
+            d.source,
+            HumanDuration(d.rto.as_secs_f64()).to_string(),
+            HumanDuration(d.rpo.as_secs_f64()).to_string(),
+            d.checks.len()
+        );
+    }
+    Ok(exit::OK)
+}

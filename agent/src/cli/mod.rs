@@ -1,0 +1,136 @@
+//! The command line. Each subcommand is a file; this module parses arguments, loads the configuration and
+//! maps results to the documented exit codes.
+
+mod agent;
+mod check_config;
+mod drill;
+mod history;
+mod snapshots;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, DEFAULT_PATH};
+
+/// Exit codes, documented in the README and in `--help`; stable for scripts.
+pub mod exit {
+    /// Every drill passed.
+    pub const OK: u8 = 0;
+    /// At least one drill failed: a backup is bad or an objective was missed.
+    pub const FAILED: u8 = 1;
+    /// Usage or configuration error.
+    pub const USAGE: u8 = 2;
+    /// Nothing failed, but at least one drill could not run (`error`).
+    pub const ERROR: u8 = 3;
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  lifeboat check-config                     validate the configuration and show the schedule
+  lifeboat snapshots nas                    list the snapshots of source `nas`
+  lifeboat drill app                        run drill `app` now and print the verdict
+  lifeboat drill --all --json               run every enabled drill, one JSON object per run
+  lifeboat history --drill app              past runs of `app`
+  lifeboat agent                            run drills on their schedules (systemd service)
+
+Outcomes:
+  passed   the backup restored, every check and objective passed
+  failed   the backup is bad or an objective (RTO, RPO) was missed: act on the backup
+  error    lifeboat could not finish the drill (source unreachable, scratch full): the run proves nothing
+
+Exit codes:
+  0  every drill passed
+  1  at least one drill failed
+  2  usage or configuration error
+  3  nothing failed, but at least one drill could not run (error)";
+
+/// lifeboat proves that backups restore: it restores a recent backup into scratch space, checks it,
+/// measures restore time and data age against RTO and RPO, and keeps the record.
+#[derive(Debug, Parser)]
+#[command(name = "lifeboat", version, about, after_help = AFTER_HELP, max_term_width = 110)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, env = "LIFEBOAT_CONFIG", default_value = DEFAULT_PATH, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive such as `lifeboat=debug`).
+    #[arg(long, global = true, env = "LIFEBOAT_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration file; print sources, drills and their next scheduled runs.
+    CheckConfig,
+    /// List the snapshots of a source, newest first, with their time and size.
+    Snapshots(snapshots::Args),
+    /// Run drills now and print their verdicts.
+    Drill(drill::Args),
+    /// Show past runs from the history database.
+    History(history::Args),
+    /// Run as a daemon: every drill on its schedule, until SIGTERM.
+    Agent(agent::Args),
+}
+
+/// Entry point: parse, run, map to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let default_level = if matches!(cli.command, Command::Agent(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(cli.log.as_deref().unwrap_or(default_level))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let result = match cli.command {
+        Command::CheckConfig => check_config::run(&config),
+        Command::Snapshots(a) => snapshots::run(&config, &a),
+        Command::Drill(a) => drill::run(config, &a),
+        Command::History(a) => history::run(config, &a),
+        Command::Agent(a) => agent::run(config, &a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(
+                e.downcast_ref::<UsageError>()
+                    .map_or(exit::ERROR, |_| exit::USAGE),
+            )
+        }
+    }
+}
+
+/// A mistake in the command line that the parser could not catch (an unknown drill name). Exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);

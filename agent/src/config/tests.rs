@@ -1,0 +1,126 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/etc/lifeboat/test.toml"), text)
+}
+
+const GOOD: &str = r#"
+[agent]
+state_dir = "state"
+scratch_dir = "/var/tmp/lb"
+timezone = "Europe/Berlin"
+
+[sources.nas]
+type = "local"
+path = "backups/app"
+
+[drills.app]
+source = "nas"
+rto = "30m"
+rpo = "26h"
+schedule = "0 3 * * *"
+select = "random-within"
+window = "7d"
+
+[[drills.app.checks]]
+type = "files"
+required = ["etc/app.conf"]
+min_files = 3
+max_shrink = "40%"
+
+[[drills.app.checks]]
+type = "command"
+run = "test -s data/app.db"
+timeout = "1m"
+"#;
+
+#[test]
+fn good_config_resolves_paths_and_units() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/etc/lifeboat/state"));
+    assert_eq!(c.scratch_dir, PathBuf::from("/var/tmp/lb"));
+    let d = &c.drills["app"];
+    assert_eq!(d.rpo, Duration::from_secs(26 * 3600));
+    assert_eq!(d.selection.strategy, Strategy::RandomWithin);
+    assert_eq!(d.checks.len(), 2);
+    match &c.sources["nas"] {
+        SourceConfig::Local(l) => assert_eq!(l.path, PathBuf::from("/etc/lifeboat/backups/app")),
+    }
+}
+
+fn problems(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn unknown_key_is_located() {
+    let text = GOOD.replace("rpo = \"26h\"", "rpo = \"26h\"\nsorce = \"x\"");
+    let e = problems(&text);
+    assert!(e.starts_with("/etc/lifeboat/test.toml:15:1: "), "{e}");
+    assert!(e.contains("unknown field `sorce`"), "{e}");
+}
+
+#[test]
+fn bad_duration_is_located() {
+    let e = problems(&GOOD.replace("rto = \"30m\"", "rto = \"30 minutes please\""));
+    assert!(e.contains("test.toml:13:7: duration"), "{e}");
+    assert!(e.contains("units: s, m, h, d, w"), "{e}");
+}
+
+#[test]
+fn missing_source_is_located() {
+    let e = problems(&GOOD.replace("source = \"nas\"", "source = \"nass\""));
+    assert!(
+        e.contains(
+            "test.toml:12:10: drill app: source \"nass\" is not defined; defined sources: nas"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_cron_is_located() {
+    let e = problems(&GOOD.replace("0 3 * * *", "0 0 3 * * *"));
+    assert!(e.contains("test.toml:15:12:"), "{e}");
+    assert!(e.contains("6 fields"), "{e}");
+    let e = problems(&GOOD.replace("0 3 * * *", "61 3 * * *"));
+    assert!(e.contains("invalid schedule"), "{e}");
+}
+
+#[test]
+fn wrong_type_and_bad_zone() {
+    let e = problems(&GOOD.replace("min_files = 3", "min_files = \"three\""));
+    assert!(e.contains("test.toml:"), "{e}");
+    let e = problems(&GOOD.replace("Europe/Berlin", "Mars/Olympus"));
+    assert!(
+        e.contains("test.toml:5:12: unknown time zone \"Mars/Olympus\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_check_type_and_source_type() {
+    let e = problems(&GOOD.replace("type = \"files\"", "type = \"filez\""));
+    assert!(e.contains("filez"), "{e}");
+    let e = problems(&GOOD.replace("type = \"local\"", "type = \"ftp\""));
+    assert!(e.contains("ftp") && e.contains("local"), "{e}");
+}
+
+#[test]
+fn unknown_key_inside_source_and_check() {
+    let e = problems(&GOOD.replace("path = \"backups/app\"", "path = \"backups/app\"\npaht = 1"));
+    assert!(e.contains("paht"), "{e}");
+    let e = problems(&GOOD.replace("min_files = 3", "min_filez = 3"));
+    assert!(e.contains("min_filez"), "{e}");
+}
+
+#[test]
+fn cron_is_vixie() {
+    let c = parse_cron("0 3 * * 0").unwrap();
+    let z = jiff::civil::date(2026, 11, 21)
+        .at(12, 0, 0, 0)
+        .in_tz("UTC")
+        .unwrap();
+    let next = c.find_next_occurrence(&z, false).unwrap();
+    assert_eq!(next.weekday(), jiff::civil::Weekday::Sunday);
+}
