@@ -1,1 +1,10 @@
-//! e2e
+//! End-to-end tests: the `lifeboat` binary on real archives built by `lifeboat-fixtures`.
+//!
+//! One test binary (one link step), one module per concern.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod archives;
+mod cli;
+mod crash;
+mod hostile;
+mod util;
