@@ -9,6 +9,7 @@ pub mod check;
 pub mod engine;
 pub mod extract;
 pub mod model;
+pub mod pbs;
 pub mod scratch;
 pub mod select;
 pub mod source;
