@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod files;
+pub mod image;
 pub mod integrity;
 
 use serde::Deserialize;

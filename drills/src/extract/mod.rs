@@ -7,6 +7,7 @@
 //! copies, later pxar) only parse and call the sink.
 
 pub mod path;
+pub mod readahead;
 pub mod sink;
 pub mod source_reader;
 pub mod tar;

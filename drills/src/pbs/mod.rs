@@ -9,6 +9,7 @@
 
 pub mod blob;
 pub mod crypt;
+pub mod datastore;
 pub mod index;
 pub mod manifest;
 pub mod pxar;

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::{RestoreRequest, Restored, Source, SourceError};
 use crate::check::integrity::sidecar_digest;
 use crate::extract::path::RelPath;
+use crate::extract::readahead::read_ahead;
 use crate::extract::sink::FileError;
 use crate::extract::tar::{TarStream, extract_tar};
 use crate::extract::{RestoreError, RestoreSink, SourceReader, SourceState};
@@ -200,7 +201,8 @@ impl Source for LocalSource {
             source: &state,
         };
         let facts = {
-            let decoder: Box<dyn Read + '_> = match snapshot.kind {
+            // Decompression runs on a second core while this one parses, hashes and writes.
+            let decoder: Box<dyn Read + Send + '_> = match snapshot.kind {
                 SnapshotKind::TarZst => {
                     Box::new(zstd::stream::read::Decoder::new(&mut src).map_err(|e| {
                         RestoreError::SourceIo {
@@ -212,7 +214,7 @@ impl Source for LocalSource {
                 SnapshotKind::TarGz => Box::new(flate2::read::MultiGzDecoder::new(&mut src)),
                 _ => Box::new(&mut src),
             };
-            extract_tar(decoder, &mut sink, &stream)?
+            read_ahead(decoder, |r| extract_tar(r, &mut sink, &stream))?
         };
         let digest = src.finish().map_err(|e| RestoreError::SourceIo {
             path: path.clone(),
