@@ -124,6 +124,7 @@ impl Runner {
                     limits: drill.limits,
                     free_space_margin: self.config.free_space_margin,
                     keep,
+                    archives: &drill.archives,
                 };
                 let env = RunEnv {
                     run_id: run_id.clone(),

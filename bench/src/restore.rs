@@ -51,6 +51,7 @@ fn child(folder: &Path, work: &Path) -> anyhow::Result<()> {
         limits: Limits::default(),
         free_space_margin: 0,
         keep: false,
+        archives: &[],
     };
     let env = RunEnv {
         run_id: format!("bench-{}", std::process::id()),

@@ -46,6 +46,8 @@ pub struct DrillPlan<'a> {
     pub free_space_margin: u64,
     /// Keep the restored folder after the run.
     pub keep: bool,
+    /// Archives to restore (sources with several per snapshot); empty = all.
+    pub archives: &'a [String],
 }
 
 /// Where and how to run.
@@ -414,6 +416,7 @@ fn restore(
         limits,
         progress: env.progress.clone(),
         cancel: env.cancel.clone(),
+        archives: plan.archives.to_vec(),
     };
     let restored = match plan.source.restore(snap, &req) {
         Ok(r) => r,
@@ -440,13 +443,15 @@ fn restore(
             return false;
         }
     };
+    let content_verified = restored.content_verified;
     let summary = restored.summary;
     let mut integrity = restored.integrity;
     if let Some(first) = integrity.first_mut() {
         first.evidence.push(summary.manifest_path.clone());
     }
     st.checks.extend(integrity);
-    let has_archive_sum = st.checks.iter().any(|c| c.name == "archive checksum");
+    let has_archive_sum =
+        content_verified || st.checks.iter().any(|c| c.name == "archive checksum");
     match verify_tree_sums(&root, &summary.sums_files, &summary.manifest_path) {
         Some(r) => st.checks.push(r),
         None if !has_archive_sum => {

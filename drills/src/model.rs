@@ -98,6 +98,8 @@ pub enum SnapshotKind {
     TarGz,
     /// A zstd-compressed tar archive.
     TarZst,
+    /// A Proxmox Backup Server snapshot (manifest, indexes, chunks).
+    Pbs,
 }
 
 /// One point-in-time backup in a source.

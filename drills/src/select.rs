@@ -33,6 +33,8 @@ pub struct Selection {
     pub window: Option<Duration>,
     /// Only snapshots whose id matches.
     pub glob: Option<glob::Pattern>,
+    /// Only snapshots of this backup group (`vm/101`): ids starting with `group/`.
+    pub group: Option<String>,
 }
 
 /// No snapshot could be picked; the message says why.
@@ -56,7 +58,21 @@ impl Selection {
         let matching: Vec<&Snapshot> = snapshots
             .iter()
             .filter(|s| self.glob.as_ref().is_none_or(|g| g.matches(&s.id)))
+            .filter(|s| {
+                self.group.as_ref().is_none_or(|g| {
+                    s.id.strip_prefix(g.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+                })
+            })
             .collect();
+        if let (true, Some(g)) = (matching.is_empty(), &self.group)
+            && !snapshots.is_empty()
+        {
+            return Err(NoSnapshot(format!(
+                "the source holds {} snapshots but none of backup group {g}: the backup job for it may have stopped, or `group` is misspelled",
+                snapshots.len()
+            )));
+        }
         if matching.is_empty() {
             return Err(NoSnapshot(match (&self.glob, snapshots.len()) {
                 (_, 0) => "the source holds no snapshot at all: the backup job may have stopped"
@@ -124,6 +140,7 @@ mod tests {
             strategy: Strategy::OldestWithin,
             window: Some(Duration::from_secs(48 * 3600)),
             glob: None,
+            group: None,
         };
         assert_eq!(oldest.pick(&snaps, now).unwrap().id, "b.tar");
         let random = Selection {
@@ -166,6 +183,23 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("no snapshot at all")
+        );
+        let grouped = Selection {
+            group: Some("vm/1".into()),
+            ..Selection::default()
+        };
+        let pbs = vec![snap("vm/10/x", 1, now), snap("vm/1/y", 2, now)];
+        assert_eq!(grouped.pick(&pbs, now).unwrap().id, "vm/1/y");
+        let other = Selection {
+            group: Some("ct/9".into()),
+            ..Selection::default()
+        };
+        assert!(
+            other
+                .pick(&pbs, now)
+                .unwrap_err()
+                .0
+                .contains("none of backup group ct/9")
         );
     }
 }

@@ -7,4 +7,5 @@ mod archives;
 mod cli;
 mod crash;
 mod hostile;
+mod pbs;
 mod util;

@@ -26,6 +26,19 @@ pub fn run(c: &Config) -> anyhow::Result<u8> {
                 };
                 println!("  {name:<16} local {}{state}", l.path.display());
             }
+            SourceConfig::PbsDatastore(p) => {
+                let state = if p.path.join(".chunks").is_dir() {
+                    ""
+                } else {
+                    "  (not a datastore!)"
+                };
+                let ns = p
+                    .namespace
+                    .as_deref()
+                    .map(|n| format!(" namespace {n}"))
+                    .unwrap_or_default();
+                println!("  {name:<16} pbs-datastore {}{ns}{state}", p.path.display());
+            }
         }
     }
     println!("drills:");

@@ -143,6 +143,8 @@ pub struct Drill {
     pub limits: Limits,
     /// Checks.
     pub checks: Vec<CheckConfig>,
+    /// Archives to restore (PBS sources); empty = every archive of the snapshot.
+    pub archives: Vec<String>,
     /// `false`: skipped by `--all` and the agent.
     pub enabled: bool,
 }
@@ -271,6 +273,16 @@ impl Config {
                         );
                     }
                 }
+                SourceConfig::PbsDatastore(p) => {
+                    p.path = resolve(&p.path);
+                    p.encryption_key_file = p.encryption_key_file.as_deref().map(resolve);
+                    if let Err(e) = lifeboat_drills::pbs::datastore::namespace_dir(
+                        &p.path,
+                        p.namespace.as_deref(),
+                    ) {
+                        cx.at(span.clone(), format!("source {name}: {e}"));
+                    }
+                }
             }
             sources.insert(name, cfg);
         }
@@ -290,6 +302,29 @@ impl Config {
                             known.join(", ")
                         }
                     ),
+                );
+            }
+            let is_pbs = matches!(
+                sources.get(d.source.get_ref()),
+                Some(SourceConfig::PbsDatastore(_))
+            );
+            if let Some(g) = &d.group {
+                let parts: Vec<&str> = g.get_ref().split('/').collect();
+                if !is_pbs {
+                    cx.at(g.span(), format!("drill {name}: `group` applies to PBS sources only; use `glob` to pick snapshots of other sources"));
+                } else if parts.len() != 2
+                    || !["vm", "ct", "host"].contains(&parts[0])
+                    || parts[1].is_empty()
+                {
+                    cx.at(g.span(), format!("drill {name}: group {:?} is not TYPE/ID; expected e.g. \"vm/101\", \"ct/200\" or \"host/web1\"", g.get_ref()));
+                }
+            }
+            if let Some(a) = &d.archives
+                && !is_pbs
+            {
+                cx.at(
+                    a.span(),
+                    format!("drill {name}: `archives` applies to PBS sources only"),
                 );
             }
             let tz = match &d.timezone {
@@ -368,7 +403,12 @@ impl Config {
                         strategy: d.select,
                         window: d.window.map(|w| w.0),
                         glob,
+                        group: d.group.map(toml::Spanned::into_inner),
                     },
+                    archives: d
+                        .archives
+                        .map(toml::Spanned::into_inner)
+                        .unwrap_or_default(),
                     limits,
                     checks: d.checks,
                     enabled: d.enabled,

@@ -47,6 +47,8 @@ pub struct RawDrill {
     pub select_span: Option<std::ops::Range<usize>>,
     pub window: Option<Dur>,
     pub glob: Option<Spanned<String>>,
+    pub group: Option<Spanned<String>>,
+    pub archives: Option<Spanned<Vec<String>>>,
     pub max_restore_size: Option<Size>,
     pub max_entries: Option<u64>,
     pub max_ratio: Option<u64>,
@@ -73,6 +75,10 @@ struct DrillFields {
     #[serde(default)]
     glob: Option<Spanned<String>>,
     #[serde(default)]
+    group: Option<Spanned<String>>,
+    #[serde(default)]
+    archives: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
     max_restore_size: Option<Size>,
     #[serde(default)]
     max_entries: Option<u64>,
@@ -98,6 +104,8 @@ impl<'de> Deserialize<'de> for RawDrill {
             select: f.select.map(Spanned::into_inner).unwrap_or_default(),
             window: f.window,
             glob: f.glob,
+            group: f.group,
+            archives: f.archives,
             max_restore_size: f.max_restore_size,
             max_entries: f.max_entries,
             max_ratio: f.max_ratio,

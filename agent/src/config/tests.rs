@@ -45,6 +45,7 @@ fn good_config_resolves_paths_and_units() {
     assert_eq!(d.checks.len(), 2);
     match &c.sources["nas"] {
         SourceConfig::Local(l) => assert_eq!(l.path, PathBuf::from("/etc/lifeboat/backups/app")),
+        other => panic!("{other:?}"),
     }
 }
 

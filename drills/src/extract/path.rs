@@ -66,6 +66,16 @@ impl RelPath {
         RelPath::parse(p.as_os_str().as_bytes())
     }
 
+    /// `prefix/self`: both are already validated, so the result is too.
+    pub fn under(&self, prefix: &RelPath) -> RelPath {
+        let mut components = prefix.components.clone();
+        components.extend(self.components.iter().cloned());
+        RelPath {
+            components,
+            display: format!("{}/{}", prefix.display, self.display),
+        }
+    }
+
     /// The name as the backup spelled it, for messages.
     pub fn display(&self) -> &str {
         &self.display
@@ -115,6 +125,15 @@ mod tests {
         assert_eq!(p.normalized(), b"etc/app.conf");
         assert_eq!(p.len(), 2);
         assert_eq!(p.prefix(1), PathBuf::from("etc"));
+    }
+
+    #[test]
+    fn under_prefix() {
+        let p = RelPath::parse(b"etc/hostname")
+            .unwrap()
+            .under(&RelPath::parse(b"root").unwrap());
+        assert_eq!(p.normalized(), b"root/etc/hostname");
+        assert_eq!(p.display(), "root/etc/hostname");
     }
 
     #[test]

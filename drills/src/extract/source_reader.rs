@@ -26,6 +26,16 @@ impl SourceState {
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
     }
+
+    /// Records bytes read from the source by a reader other than [`SourceReader`] (chunk stores).
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records that the source itself failed (so the run is an `error`, not `failed`).
+    pub fn mark_failed(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Wraps the raw source stream.

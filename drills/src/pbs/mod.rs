@@ -8,6 +8,7 @@
 //! - [`pxar`]: the pxar archive format (unified v1 and split v2), decoded into the safe restore sink.
 
 pub mod blob;
+pub mod chunks;
 pub mod crypt;
 pub mod datastore;
 pub mod index;

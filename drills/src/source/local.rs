@@ -187,6 +187,7 @@ impl Source for LocalSource {
             return Ok(Restored {
                 summary,
                 integrity: vec![check],
+                content_verified: false,
             });
         }
         let sidecar = sidecar_digest(&self.path, &snapshot.id);
@@ -264,7 +265,11 @@ impl Source for LocalSource {
             c.evidence.push(self.path.join(list));
             integrity.push(c);
         }
-        Ok(Restored { summary, integrity })
+        Ok(Restored {
+            summary,
+            integrity,
+            content_verified: false,
+        })
     }
 }
 
