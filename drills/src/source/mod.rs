@@ -5,6 +5,7 @@
 
 pub mod local;
 pub mod pbs_datastore;
+pub mod pbs_restore;
 
 use std::io;
 use std::path::PathBuf;
