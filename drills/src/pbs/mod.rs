@@ -9,6 +9,7 @@
 
 pub mod blob;
 pub mod chunks;
+pub mod client;
 pub mod crypt;
 pub mod datastore;
 pub mod index;
