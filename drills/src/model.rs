@@ -115,6 +115,9 @@ pub struct Snapshot {
     pub size: Option<u64>,
     /// Folder or archive kind.
     pub kind: SnapshotKind,
+    /// What the backup system says about it (PBS: encryption, server verify state, protected, comment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
 }
 
 /// The snapshot a run used, as recorded in its report.

@@ -123,6 +123,7 @@ mod tests {
             time_source: TimeSource::Name,
             size: None,
             kind: SnapshotKind::Tar,
+            details: None,
         }
     }
 

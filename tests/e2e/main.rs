@@ -8,4 +8,6 @@ mod cli;
 mod crash;
 mod hostile;
 mod pbs;
+mod pbs_client;
+mod pbs_remote;
 mod util;

@@ -26,6 +26,19 @@ pub fn run(c: &Config) -> anyhow::Result<u8> {
                 };
                 println!("  {name:<16} local {}{state}", l.path.display());
             }
+            SourceConfig::Pbs(p) => {
+                let ns = p
+                    .namespace
+                    .as_deref()
+                    .map(|n| format!(" namespace {n}"))
+                    .unwrap_or_default();
+                let trust = if p.fingerprint.is_some() {
+                    "pinned fingerprint"
+                } else {
+                    "PBS_FINGERPRINT or system CAs"
+                };
+                println!("  {name:<16} pbs {}{ns} ({trust})", p.repository);
+            }
             SourceConfig::PbsDatastore(p) => {
                 let state = if p.path.join(".chunks").is_dir() {
                     ""

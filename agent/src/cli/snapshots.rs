@@ -42,21 +42,23 @@ pub fn run(c: &Config, a: &Args) -> anyhow::Result<u8> {
     let now = Timestamp::now();
     let w = list.iter().map(|s| s.id.len()).max().unwrap_or(8).max(8);
     println!(
-        "{:<w$}  {:<20}  {:>8}  {:<5}  {:>10}  KIND",
-        "SNAPSHOT", "TIME (UTC)", "AGE", "FROM", "SIZE"
+        "{:<w$}  {:<20}  {:>8}  {:<5}  {:>10}  {:<7}  DETAILS",
+        "SNAPSHOT", "TIME (UTC)", "AGE", "FROM", "SIZE", "KIND"
     );
     for s in &list {
         let age = (now.as_second() - s.time.as_second()) as f64;
-        println!(
-            "{:<w$}  {:<20}  {:>8}  {:<5}  {:>10}  {:?}",
+        let line = format!(
+            "{:<w$}  {:<20}  {:>8}  {:<5}  {:>10}  {:<7}  {}",
             s.id,
             s.time.strftime("%Y-%m-%d %H:%M:%S").to_string(),
             HumanDuration(age).to_string(),
             format!("{:?}", s.time_source).to_lowercase(),
             s.size
                 .map_or("-".to_string(), |b| HumanBytes(b).to_string()),
-            s.kind
+            format!("{:?}", s.kind),
+            s.details.as_deref().unwrap_or("")
         );
+        println!("{}", line.trim_end());
     }
     Ok(exit::OK)
 }

@@ -273,6 +273,13 @@ impl Config {
                         );
                     }
                 }
+                SourceConfig::Pbs(p) => {
+                    p.password_file = p.password_file.as_deref().map(resolve);
+                    p.encryption_key_file = p.encryption_key_file.as_deref().map(resolve);
+                    if let Err(e) = p.validate() {
+                        cx.at(span.clone(), format!("source {name}: {e}"));
+                    }
+                }
                 SourceConfig::PbsDatastore(p) => {
                     p.path = resolve(&p.path);
                     p.encryption_key_file = p.encryption_key_file.as_deref().map(resolve);
@@ -306,7 +313,7 @@ impl Config {
             }
             let is_pbs = matches!(
                 sources.get(d.source.get_ref()),
-                Some(SourceConfig::PbsDatastore(_))
+                Some(SourceConfig::PbsDatastore(_) | SourceConfig::Pbs(_))
             );
             if let Some(g) = &d.group {
                 let parts: Vec<&str> = g.get_ref().split('/').collect();

@@ -153,6 +153,7 @@ impl Source for LocalSource {
                 time_source,
                 size,
                 kind,
+                details: None,
             });
         }
         out.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));

@@ -5,6 +5,7 @@
 
 pub mod local;
 pub mod pbs_datastore;
+pub mod pbs_remote;
 pub mod pbs_restore;
 
 use std::io;
@@ -25,6 +26,8 @@ pub enum SourceConfig {
     Local(local::LocalConfig),
     /// A Proxmox Backup Server datastore directory, read directly and read-only.
     PbsDatastore(pbs_datastore::DatastoreConfig),
+    /// A Proxmox Backup Server over its API and reader protocol.
+    Pbs(pbs_remote::PbsConfig),
 }
 
 /// Listing a source failed: the drill cannot run (`error`).
@@ -109,6 +112,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Local(c) => Box::new(local::LocalSource::new(c, tz.clone())),
             SourceConfig::PbsDatastore(c) => Box::new(pbs_datastore::DatastoreSource::new(c)),
+            SourceConfig::Pbs(c) => Box::new(pbs_remote::PbsSource::new(c)),
         }
     }
 }

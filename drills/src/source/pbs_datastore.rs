@@ -14,13 +14,15 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::pbs_restore::{RawChunks, SnapshotAccess, load_key, manifest_size, restore_snapshot};
+use super::pbs_restore::{
+    RawChunks, SnapshotAccess, load_key, manifest_size, restore_snapshot, snapshot_details,
+};
 use super::{RestoreRequest, Restored, Source, SourceError};
 use crate::extract::{RestoreError, SourceState};
 use crate::model::{Snapshot, SnapshotKind, TimeSource};
 use crate::pbs::chunks::{ChunkFault, ChunkRef};
 use crate::pbs::datastore::{self, LayoutError, chunk_path};
-use crate::pbs::manifest::MANIFEST_BLOB_NAME;
+use crate::pbs::manifest::{CryptMode, MANIFEST_BLOB_NAME, Manifest};
 
 /// `[sources.NAME] type = "pbs-datastore"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -75,12 +77,32 @@ impl Source for DatastoreSource {
             .map_err(layout_error)?;
         Ok(snaps
             .into_iter()
-            .map(|s| Snapshot {
-                id: s.id(),
-                time: s.time,
-                time_source: TimeSource::Name,
-                size: None,
-                kind: SnapshotKind::Pbs,
+            .map(|s| {
+                let manifest = fs::read(s.path.join(MANIFEST_BLOB_NAME))
+                    .ok()
+                    .and_then(|raw| Manifest::from_blob(&raw).ok());
+                let size = manifest
+                    .as_ref()
+                    .map(|m| m.files().iter().map(|f| f.size).sum());
+                let details = manifest.as_ref().map(|m| {
+                    let encrypted = m.files().iter().any(|f| f.crypt_mode == CryptMode::Encrypt);
+                    let verify = m.verify_state().map_or("not verified".to_string(), |v| {
+                        format!("verify {}", v.state)
+                    });
+                    let comment = m
+                        .notes()
+                        .and_then(|n| n.lines().next())
+                        .filter(|l| !l.is_empty());
+                    snapshot_details(encrypted, &verify, s.protected, comment)
+                });
+                Snapshot {
+                    id: s.id(),
+                    time: s.time,
+                    time_source: TimeSource::Name,
+                    size,
+                    kind: SnapshotKind::Pbs,
+                    details,
+                }
             })
             .collect())
     }

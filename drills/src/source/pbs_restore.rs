@@ -108,6 +108,31 @@ fn chunk_ref(c: ChunkInfo) -> ChunkRef {
     }
 }
 
+/// One line for `lifeboat snapshots`: `encrypted, verify ok, protected, "comment"`.
+pub fn snapshot_details(
+    encrypted: bool,
+    verify: &str,
+    protected: bool,
+    comment: Option<&str>,
+) -> String {
+    let mut parts = vec![
+        if encrypted {
+            "encrypted"
+        } else {
+            "not encrypted"
+        }
+        .to_string(),
+        verify.to_string(),
+    ];
+    if protected {
+        parts.push("protected".into());
+    }
+    if let Some(c) = comment {
+        parts.push(format!("{c:?}"));
+    }
+    parts.join(", ")
+}
+
 /// The sum of a snapshot's archive sizes, from its manifest (for the free-space check).
 pub fn manifest_size(raw_manifest: &[u8]) -> Option<u64> {
     Some(
