@@ -7,33 +7,17 @@
 //! Each restore runs in a child process so its peak RSS (VmHWM) is the restore's alone.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
-use lifeboat_drills::engine::{DrillPlan, RunEnv, run};
-use lifeboat_drills::extract::{Limits, Progress};
-use lifeboat_drills::model::Outcome;
+use lifeboat_bench::{drill_once, sizes_and_workdir};
 use lifeboat_drills::pbs::crypt::sha256;
 use lifeboat_drills::pbs::datastore::chunk_path;
-use lifeboat_drills::scratch::ScratchRoot;
-use lifeboat_drills::select::Selection;
 use lifeboat_drills::source::SourceConfig;
 use lifeboat_fixtures::pbs::{Datastore, VM_CHUNK};
 use lifeboat_fixtures::pbs_server::{Role, ServerConfig, Token, start};
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 const SECRET: &str = "bench-secret";
 
@@ -75,42 +59,7 @@ fn build_store(root: &Path, mib: u64) -> anyhow::Result<()> {
 fn child(source_json: &str, work: &Path) -> anyhow::Result<()> {
     let cfg: SourceConfig = serde_json::from_str(source_json)?;
     let source = cfg.build(&jiff::tz::TimeZone::UTC);
-    let scratch = ScratchRoot::open(&work.join("scratch"))?;
-    let selection = Selection::default();
-    let archives = vec!["drive-scsi0.img".to_string()];
-    let plan = DrillPlan {
-        name: "bench",
-        source_name: "bench",
-        source: source.as_ref(),
-        selection: &selection,
-        rto: Duration::from_secs(3600),
-        rpo: Duration::from_secs(86_400 * 3650),
-        checks: &[],
-        limits: Limits::default(),
-        free_space_margin: 0,
-        keep: false,
-        archives: &archives,
-    };
-    let env = RunEnv {
-        run_id: format!("bench-{}", std::process::id()),
-        scratch: &scratch,
-        evidence_dir: work.join("evidence"),
-        progress: Arc::new(Progress::default()),
-        cancel: Arc::default(),
-        baseline: None,
-    };
-    let t = Instant::now();
-    let report = run(&plan, &env);
-    let secs = t.elapsed().as_secs_f64();
-    if report.outcome != Outcome::Passed {
-        bail!("the benchmark drill did not pass: {:?}", report.error);
-    }
-    let bytes = report.restore.as_ref().map_or(0, |s| s.bytes);
-    println!(
-        "{}",
-        serde_json::json!({"seconds": secs, "bytes": bytes, "peak_rss_kib": peak_rss_kib()})
-    );
-    Ok(())
+    drill_once(source.as_ref(), work, &["drive-scsi0.img".to_string()])
 }
 
 fn measure(source: &serde_json::Value, work: &Path) -> anyhow::Result<(f64, u64, u64)> {
@@ -152,17 +101,7 @@ fn main() -> anyhow::Result<()> {
     if args.get(1).map(String::as_str) == Some("--child") {
         return child(&args[2], Path::new(&args[3]));
     }
-    let sizes: Vec<u64> = if args.len() > 1 {
-        args[1..]
-            .iter()
-            .map(|a| a.parse())
-            .collect::<Result<_, _>>()?
-    } else {
-        vec![1024, 4096]
-    };
-    let work = std::env::var_os("LIFEBOAT_BENCH_DIR")
-        .map_or_else(|| PathBuf::from("target/bench"), PathBuf::from);
-    std::fs::create_dir_all(&work)?;
+    let (sizes, work) = sizes_and_workdir(&args)?;
     println!(
         "PBS restore benchmark: VM image, half zero and half random 4 MiB chunks, every chunk verified"
     );

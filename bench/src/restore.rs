@@ -5,29 +5,14 @@
 //! (default `target/bench`). Each lifeboat restore runs in a child process so its peak RSS (VmHWM) is the
 //! restore's alone; memory must stay flat as the archive grows.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
-use lifeboat_drills::engine::{DrillPlan, RunEnv, run};
-use lifeboat_drills::extract::{Limits, Progress};
-use lifeboat_drills::model::Outcome;
-use lifeboat_drills::scratch::{ScratchRoot, remove_tree};
-use lifeboat_drills::select::Selection;
+use lifeboat_bench::{drill_once, sizes_and_workdir};
+use lifeboat_drills::scratch::remove_tree;
 use lifeboat_drills::source::local::{LocalConfig, LocalSource};
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// Child mode: one drill over the folder holding the archive; prints a JSON line of figures.
 fn child(folder: &Path, work: &Path) -> anyhow::Result<()> {
@@ -38,46 +23,7 @@ fn child(folder: &Path, work: &Path) -> anyhow::Result<()> {
         },
         jiff::tz::TimeZone::UTC,
     );
-    let scratch = ScratchRoot::open(&work.join("scratch"))?;
-    let selection = Selection::default();
-    let plan = DrillPlan {
-        name: "bench",
-        source_name: "bench",
-        source: &source,
-        selection: &selection,
-        rto: Duration::from_secs(3600),
-        rpo: Duration::from_secs(86_400 * 365),
-        checks: &[],
-        limits: Limits::default(),
-        free_space_margin: 0,
-        keep: false,
-        archives: &[],
-    };
-    let env = RunEnv {
-        run_id: format!("bench-{}", std::process::id()),
-        scratch: &scratch,
-        evidence_dir: work.join("evidence"),
-        progress: Arc::new(Progress::default()),
-        cancel: Arc::default(),
-        baseline: None,
-    };
-    let t = Instant::now();
-    let report = run(&plan, &env);
-    let secs = t.elapsed().as_secs_f64();
-    if report.outcome != Outcome::Passed {
-        bail!("the benchmark drill did not pass: {:?}", report.error);
-    }
-    let restore = report
-        .phases
-        .iter()
-        .find(|p| p.name == "restore")
-        .map_or(0.0, |p| p.seconds);
-    let bytes = report.restore.as_ref().map_or(0, |s| s.bytes);
-    println!(
-        "{}",
-        serde_json::json!({"seconds": secs, "restore_seconds": restore, "bytes": bytes, "peak_rss_kib": peak_rss_kib()})
-    );
-    Ok(())
+    drill_once(&source, work, &[])
 }
 
 fn baseline(archive: &Path, work: &Path) -> anyhow::Result<f64> {
@@ -109,17 +55,7 @@ fn main() -> anyhow::Result<()> {
     if args.get(1).map(String::as_str) == Some("--child") {
         return child(Path::new(&args[2]), Path::new(&args[3]));
     }
-    let sizes: Vec<u64> = if args.len() > 1 {
-        args[1..]
-            .iter()
-            .map(|a| a.parse())
-            .collect::<Result<_, _>>()?
-    } else {
-        vec![1024, 4096]
-    };
-    let work = std::env::var_os("LIFEBOAT_BENCH_DIR")
-        .map_or_else(|| PathBuf::from("target/bench"), PathBuf::from);
-    std::fs::create_dir_all(&work)?;
+    let (sizes, work) = sizes_and_workdir(&args)?;
     println!(
         "restore benchmark: tar.zst (half random, a quarter text, a quarter zeros) → scratch folder, SHA-256 of every file"
     );
