@@ -41,6 +41,9 @@ pub enum SourceError {
         /// The folder.
         path: PathBuf,
     },
+    /// A source reached over the network could not be listed; the message names the server and what to do.
+    #[error("{0}")]
+    Unavailable(String),
     /// Reading the folder failed.
     #[error(
         "cannot read source folder {path}: {source}; check permissions (lifeboat only needs read access)"

@@ -74,10 +74,7 @@ pub struct PbsSource {
 }
 
 fn env_error(what: String) -> SourceError {
-    SourceError::Io {
-        path: PathBuf::from("PBS"),
-        source: io::Error::other(what),
-    }
+    SourceError::Unavailable(what)
 }
 
 impl PbsSource {

@@ -41,7 +41,10 @@ pub enum PbsError {
         message: String,
     },
     /// No connection could be made, or it broke (transient).
-    #[error("PBS {server}: {endpoint}: connection failed: {message}")]
+    #[error(
+        "PBS {server}: {endpoint}: connection failed: {message}; check that PBS is running and reachable \
+         from this host (address, port, firewall)"
+    )]
     Connect {
         /// `host:port`.
         server: String,
