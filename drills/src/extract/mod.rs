@@ -105,7 +105,7 @@ pub enum RestoreError {
         source: io::Error,
     },
     /// Reading the source failed (not the backup's fault).
-    #[error("cannot read {path}: {source}; check that the source is mounted and readable")]
+    #[error("cannot read {path}: {source}; check that the source is mounted or reachable, and readable by lifeboat")]
     SourceIo {
         /// Path in the source.
         path: PathBuf,
