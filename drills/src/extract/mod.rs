@@ -12,6 +12,9 @@ pub mod sink;
 pub mod source_reader;
 pub mod tar;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -105,7 +108,9 @@ pub enum RestoreError {
         source: io::Error,
     },
     /// Reading the source failed (not the backup's fault).
-    #[error("cannot read {path}: {source}; check that the source is mounted or reachable, and readable by lifeboat")]
+    #[error(
+        "cannot read {path}: {source}; check that the source is mounted or reachable, and readable by lifeboat"
+    )]
     SourceIo {
         /// Path in the source.
         path: PathBuf,
