@@ -105,6 +105,8 @@ fn run_case(dir: &Path, name: &str, bytes: &[u8]) {
         size: Some(bytes.len() as u64),
         kind: if name.ends_with(".gz") {
             SnapshotKind::TarGz
+        } else if name.ends_with(".zst") {
+            SnapshotKind::TarZst
         } else {
             SnapshotKind::Tar
         },
@@ -150,20 +152,21 @@ fn run_case(dir: &Path, name: &str, bytes: &[u8]) {
 }
 
 #[test]
-fn damaged_tar_and_tar_gz_never_panic_nor_escape() {
+fn damaged_tar_tar_gz_and_tar_zst_never_panic_nor_escape() {
     let base = archive();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&base).unwrap();
     let base_gz = gz.finish().unwrap();
+    let base_zst = zstd::stream::encode_all(&base[..], 3).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     // The undamaged archive restores (its SHA256SUMS line is wrong on purpose, which is a check, not a restore error).
     run_case(tmp.path(), "ok.tar", &base);
     for i in 0..600 {
-        let (name, src) = if i % 3 == 0 {
-            ("case.tar.gz", &base_gz)
-        } else {
-            ("case.tar", &base)
+        let (name, src) = match i % 3 {
+            0 => ("case.tar.gz", &base_gz),
+            1 => ("case.tar.zst", &base_zst),
+            _ => ("case.tar", &base),
         };
         run_case(tmp.path(), name, &mutate(src, &mut rng));
     }
