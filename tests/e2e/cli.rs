@@ -150,3 +150,28 @@ fn keep_leaves_the_restore_and_history_filters_by_drill() {
     let h = sb.run(&["history", "--drill", "other"]);
     assert!(h.stdout.contains("no runs recorded"), "{}", h.stdout);
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    // `lifeboat snapshots nas | head -1`: more output than a pipe buffer holds, reader gone after one line.
+    let sb = Sandbox::new();
+    let dir = sb.backups("nas");
+    for i in 0..2000 {
+        std::fs::write(dir.join(format!("nas-{i:05}.tar")), [0u8; 1024]).unwrap();
+    }
+    sb.local_drill("nas", "");
+    let mut child = sb
+        .command(&["snapshots", "nas"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    drop(out);
+    let result = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(result.status.code(), Some(0), "{stderr}");
+}

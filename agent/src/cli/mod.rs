@@ -5,7 +5,9 @@ mod agent;
 mod check_config;
 mod drill;
 mod history;
+mod report;
 mod snapshots;
+mod verify_ledger;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +35,9 @@ Examples:
   lifeboat drill app                        run drill `app` now and print the verdict
   lifeboat drill --all --json               run every enabled drill, one JSON object per run
   lifeboat history --drill app              past runs of `app`
-  lifeboat agent                            run drills on their schedules (systemd service)
+  lifeboat agent                            drills and reports on their schedules (systemd service)
+  lifeboat report --period 2026-Q3          compliance report: HTML file (or --format csv|json)
+  lifeboat verify-ledger                    check the evidence ledger's hash chain
 
 Outcomes:
   passed   the backup restored, every check and objective passed
@@ -44,7 +48,9 @@ Exit codes:
   0  every drill passed
   1  at least one drill failed
   2  usage or configuration error
-  3  nothing failed, but at least one drill could not run (error)";
+  3  nothing failed, but at least one drill could not run (error)
+verify-ledger: 0 intact, 1 broken (the first broken link is named), 2 usage, 3 history unreadable.
+report: 0 written, 2 usage, 3 history unreadable or file not written.";
 
 /// lifeboat proves that backups restore: it restores a recent backup into scratch space, checks it,
 /// measures restore time and data age against RTO and RPO, and keeps the record.
@@ -73,12 +79,17 @@ pub enum Command {
     Drill(drill::Args),
     /// Show past runs from the history database.
     History(history::Args),
-    /// Run as a daemon: every drill on its schedule, until SIGTERM.
+    /// Run as a daemon: every drill and report on its schedule, until SIGTERM.
     Agent(agent::Args),
+    /// Write an RTO/RPO compliance report of a period (HTML, CSV or JSON).
+    Report(report::Args),
+    /// Verify the evidence ledger's hash chain; exit 1 and name the first broken link when it is broken.
+    VerifyLedger(verify_ledger::Args),
 }
 
 /// Entry point: parse, run, map to an exit code.
 pub fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -117,6 +128,8 @@ pub fn main() -> ExitCode {
         Command::Drill(a) => drill::run(config, &a),
         Command::History(a) => history::run(config, &a),
         Command::Agent(a) => agent::run(config, &a),
+        Command::Report(a) => report::run(config, &a),
+        Command::VerifyLedger(a) => verify_ledger::run(config, &a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -134,3 +147,21 @@ pub fn main() -> ExitCode {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// `lifeboat history | head` closes stdout early. Rust ignores SIGPIPE, so `println!` panics with "Broken
+/// pipe"; the reader wanted no more output, so end quietly like any Unix tool instead of printing a panic.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
