@@ -23,4 +23,9 @@ echo "exit code $code (1 = at least one drill failed: here the corrupted and the
 echo
 echo "== lifeboat history"
 lb history --limit 8
+echo
+echo "== lifeboat report (the current quarter, as HTML) and verify-ledger"
+lb report --period current-quarter --format html --output demo/report.html
+lb verify-ledger --no-evidence | tail -1
+echo "open demo/report.html in a browser (print it to PDF for an auditor)"
 if [ "$code" -eq 1 ]; then exit 0; else exit "$code"; fi

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod output;
+pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod store;

@@ -1,4 +1,4 @@
-//! The scheduler loop: when is each drill due, in its own time zone, across DST changes.
+//! The scheduler loop: when is each drill or report due, in its own time zone, across DST changes.
 //!
 //! For each job it computes the next wall-clock instant after "now" with croner in the job's zone (OCPS
 //! rules: a fixed-time job that falls into a spring-forward gap runs right after the gap; in a fall-back
@@ -43,11 +43,22 @@ impl Clock for SystemClock {
     }
 }
 
+/// What a job does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Run the drill named by [`Job::name`].
+    Drill,
+    /// Write the report named by [`Job::name`] (`[reports.NAME]`).
+    Report,
+}
+
 /// A scheduled job.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// Drill name.
+    /// Drill or report name (unique per kind).
     pub name: String,
+    /// Drill or report.
+    pub kind: JobKind,
     /// When.
     pub schedule: Schedule,
 }
@@ -124,6 +135,7 @@ mod tests {
         let tz = jiff::tz::TimeZone::get(tz).unwrap();
         let job = Job {
             name: "d".into(),
+            kind: JobKind::Drill,
             schedule: Schedule {
                 expr: expr.into(),
                 cron: parse_cron(expr).unwrap(),
@@ -216,6 +228,7 @@ mod tests {
     async fn shutdown_stops_the_loop() {
         let job = Job {
             name: "d".into(),
+            kind: JobKind::Drill,
             schedule: Schedule {
                 expr: "* * * * *".into(),
                 cron: parse_cron("* * * * *").unwrap(),

@@ -12,7 +12,13 @@ use std::sync::Mutex;
 use jiff::Timestamp;
 use lifeboat_drills::model::{Outcome, RestoreStats, RunReport, SnapshotRef};
 use lifeboat_drills::scratch::process_start_time;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::report::ledger;
+
+mod chain;
+pub use chain::LedgerRef;
+use chain::append_ledger;
 
 /// History store errors.
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +49,19 @@ pub enum StoreError {
         /// Cause.
         source: serde_json::Error,
     },
+    /// A run could not be serialised for the ledger.
+    #[error("cannot serialise run {run_id} for the evidence ledger: {source}")]
+    Encode {
+        /// Run.
+        run_id: String,
+        /// Cause.
+        source: serde_json::Error,
+    },
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE runs (
     run_id        TEXT PRIMARY KEY,
     drill         TEXT NOT NULL,
@@ -94,7 +109,19 @@ CREATE TABLE checks (
     evidence TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE ledger (
+    seq         INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    record      TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    entry_hash  TEXT NOT NULL
+);
+CREATE INDEX ledger_by_run ON ledger (run_id);
+"#,
+];
 
 /// The history database.
 pub struct Store {
@@ -169,10 +196,38 @@ impl Store {
                 .map_err(sql)?;
             tx.commit().map_err(sql)?;
         }
-        Ok(Store {
+        let store = Store {
             path,
             conn: Mutex::new(conn),
-        })
+        };
+        if version < 2 {
+            store.backfill_ledger()?;
+        }
+        Ok(store)
+    }
+
+    /// One run, decoded or rebuilt from its row.
+    pub fn run_report(&self, run_id: &str) -> Result<Option<RunReport>, StoreError> {
+        let row: Option<RunRow> = self.with(|c| {
+            c.query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"),
+                params![run_id],
+                run_row,
+            )
+            .optional()
+        })?;
+        row.map(|r| self.decode(r)).transpose()
+    }
+
+    fn decode(&self, row: RunRow) -> Result<RunReport, StoreError> {
+        if let Some(j) = &row.12 {
+            return serde_json::from_str(j).map_err(|e| StoreError::Decode {
+                path: self.path.clone(),
+                run_id: row.0.clone(),
+                source: e,
+            });
+        }
+        Ok(rebuild(row))
     }
 
     /// The database file.
@@ -205,62 +260,71 @@ impl Store {
         })
     }
 
-    /// Completes a run with its report, phases and checks in one transaction.
+    /// Completes a run with its report, phases and checks in one transaction, and appends its record
+    /// (report plus the SHA-256 of each evidence file) to the ledger in the same transaction.
     pub fn finish_run(&self, r: &RunReport) -> Result<(), StoreError> {
-        let json = serde_json::to_string(r).unwrap_or_default();
+        let (json, record) = encode(r)?;
         self.with(|c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "UPDATE runs SET status = 'finished', outcome = ?2, started_at = ?3, finished_at = ?4, snapshot_id = ?5,
-                   snapshot_time = ?6, rta_seconds = ?7, rpa_seconds = ?8, rto_met = ?9, rpo_met = ?10, error = ?11,
-                   restored_files = ?12, restored_bytes = ?13, evidence_dir = ?14, report = ?15
-                 WHERE run_id = ?1",
-                params![
-                    r.run_id,
-                    r.outcome.as_str(),
-                    ms(r.started_at),
-                    ms(r.finished_at),
-                    r.snapshot.as_ref().map(|s| s.id.clone()),
-                    r.snapshot.as_ref().map(|s| ms(s.time)),
-                    r.rta_seconds,
-                    r.rpa_seconds,
-                    r.rto_met,
-                    r.rpo_met,
-                    r.error,
-                    r.restore.as_ref().map(|s| s.files as i64),
-                    r.restore.as_ref().map(|s| s.bytes as i64),
-                    r.evidence_dir.as_ref().map(|p| p.display().to_string()),
-                    json,
-                ],
-            )?;
-            for (i, p) in r.phases.iter().enumerate() {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            complete(&tx, r, &json)?;
+            append_ledger(&tx, &r.run_id, &record)?;
+            tx.commit()
+        })
+    }
+
+    /// Records already finished runs in one transaction (imports, seeded tests, benchmarks): each is
+    /// inserted as begun with `trigger`, then completed and chained exactly as [`Store::finish_run`] does.
+    pub fn import_runs(&self, runs: &[RunReport], trigger: &str) -> Result<(), StoreError> {
+        let mut encoded = Vec::with_capacity(runs.len());
+        for r in runs {
+            encoded.push(encode(r)?);
+        }
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (r, (json, record)) in runs.iter().zip(&encoded) {
                 tx.execute(
-                    "INSERT INTO phases (run_id, seq, name, seconds) VALUES (?1, ?2, ?3, ?4)",
-                    params![r.run_id, i as i64, p.name, p.seconds],
+                    "INSERT INTO runs (run_id, drill, source, status, trigger, started_at, rto_seconds, rpo_seconds, pid)
+                     VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, 0)",
+                    params![r.run_id, r.drill, r.source, trigger, ms(r.started_at), r.rto_seconds, r.rpo_seconds],
                 )?;
-            }
-            for (i, k) in r.checks.iter().enumerate() {
-                let evidence = serde_json::to_string(&k.evidence).unwrap_or_else(|_| "[]".into());
-                tx.execute(
-                    "INSERT INTO checks (run_id, seq, name, kind, status, expected, actual, message, seconds, evidence)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![r.run_id, i as i64, k.name, k.kind, k.status.as_str(), k.expected, k.actual, k.message, k.seconds, evidence],
-                )?;
+                complete(&tx, r, json)?;
+                append_ledger(&tx, &r.run_id, record)?;
             }
             tx.commit()
         })
     }
 
-    /// Marks one running run as interrupted (`error`).
+    /// Marks one running run as interrupted (`error`), keeps the report rebuilt from its row and chains it
+    /// into the ledger, in one transaction.
     pub fn mark_interrupted(&self, run_id: &str, why: &str) -> Result<bool, StoreError> {
         self.with(|c| {
-            c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
                 "UPDATE runs SET status = 'finished', outcome = 'error', finished_at = ?2, error = ?3
                  WHERE run_id = ?1 AND status = 'running'",
                 params![run_id, ms(Timestamp::now()), why],
-            )
-            .map(|n| n > 0)
-        })
+            )?;
+            if n == 0 {
+                return Ok(Ok(false));
+            }
+            let row = tx.query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"),
+                params![run_id],
+                run_row,
+            )?;
+            let report = rebuild(row);
+            let enc = match encode(&report) {
+                Ok(e) => e,
+                Err(e) => return Ok(Err(e)),
+            };
+            tx.execute(
+                "UPDATE runs SET report = ?2 WHERE run_id = ?1",
+                params![run_id, enc.0],
+            )?;
+            append_ledger(&tx, run_id, &enc.1)?;
+            tx.commit()?;
+            Ok(Ok(true))
+        })?
     }
 
     /// Completes as `error` every `running` row whose process is gone (crash, SIGKILL, reboot).
@@ -308,93 +372,172 @@ impl Store {
 
     /// Runs, newest first.
     pub fn history(&self, drill: Option<&str>, limit: usize) -> Result<Vec<RunReport>, StoreError> {
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<i64>,
-            f64,
-            f64,
-            Option<String>,
-            Option<String>,
-        );
-        let rows: Vec<Row> = self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT run_id, drill, source, status, outcome, started_at, finished_at, snapshot_id, snapshot_time,
-                        rto_seconds, rpo_seconds, error, report
-                 FROM runs WHERE (?1 IS NULL OR drill = ?1) ORDER BY started_at DESC, run_id DESC LIMIT ?2",
-            )?;
-            st.query_map(params![drill, limit as i64], |r| {
-                Ok((
-                    r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?,
-                    r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?,
-                ))
-            })?
-            .collect()
+        let rows: Vec<RunRow> = self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR drill = ?1)
+                 ORDER BY started_at DESC, run_id DESC LIMIT ?2"
+            ))?;
+            st.query_map(params![drill, limit as i64], run_row)?
+                .collect()
         })?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (
-            run_id,
-            drill,
-            source,
-            status,
-            outcome,
-            started,
-            finished,
-            snap_id,
-            snap_time,
-            rto,
-            rpo,
-            error,
-            report,
-        ) in rows
-        {
-            if let Some(j) = report {
-                let r: RunReport = serde_json::from_str(&j).map_err(|e| StoreError::Decode {
-                    path: self.path.clone(),
-                    run_id: run_id.clone(),
-                    source: e,
-                })?;
-                out.push(r);
-                continue;
-            }
-            // Interrupted or still running: rebuild what the row knows.
-            let outcome = match (status.as_str(), outcome.as_deref().and_then(Outcome::parse)) {
-                (_, Some(o)) => o,
-                _ => Outcome::Skipped,
-            };
-            out.push(RunReport {
-                run_id,
-                drill,
-                outcome,
-                source,
-                snapshot: snap_id.zip(snap_time).map(|(id, t)| SnapshotRef {
-                    id,
-                    time: from_ms(t),
-                }),
-                started_at: from_ms(started),
-                finished_at: from_ms(finished.unwrap_or(started)),
-                rta_seconds: None,
-                rpa_seconds: None,
-                rto_seconds: rto,
-                rpo_seconds: rpo,
-                rto_met: None,
-                rpo_met: None,
-                phases: vec![],
-                checks: vec![],
-                error: error.or_else(|| (status == "running").then(|| "still running".to_string())),
-                restore: None,
-                evidence_dir: None,
-                kept_dir: None,
-            });
-        }
-        Ok(out)
+        rows.into_iter().map(|r| self.decode(r)).collect()
     }
+
+    /// Finished runs that started in `[from, to)`, oldest first.
+    pub fn runs_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<RunReport>, StoreError> {
+        let rows: Vec<RunRow> = self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'finished' AND started_at >= ?1 AND started_at < ?2
+                 ORDER BY started_at, run_id"
+            ))?;
+            st.query_map(params![ms(from), ms(to)], run_row)?.collect()
+        })?;
+        rows.into_iter().map(|r| self.decode(r)).collect()
+    }
+}
+
+const RUN_COLUMNS: &str =
+    "run_id, drill, source, status, outcome, started_at, finished_at, snapshot_id, snapshot_time,
+    rto_seconds, rpo_seconds, error, report";
+
+type RunRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    f64,
+    f64,
+    Option<String>,
+    Option<String>,
+);
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+    ))
+}
+
+/// What the row knows of a run without a stored report (interrupted or still running).
+fn rebuild(row: RunRow) -> RunReport {
+    let (
+        run_id,
+        drill,
+        source,
+        status,
+        outcome,
+        started,
+        finished,
+        snap_id,
+        snap_time,
+        rto,
+        rpo,
+        error,
+        _,
+    ) = row;
+    let outcome = match (status.as_str(), outcome.as_deref().and_then(Outcome::parse)) {
+        (_, Some(o)) => o,
+        _ => Outcome::Skipped,
+    };
+    RunReport {
+        run_id,
+        drill,
+        outcome,
+        source,
+        snapshot: snap_id.zip(snap_time).map(|(id, t)| SnapshotRef {
+            id,
+            time: from_ms(t),
+        }),
+        started_at: from_ms(started),
+        finished_at: from_ms(finished.unwrap_or(started)),
+        rta_seconds: None,
+        rpa_seconds: None,
+        rto_seconds: rto,
+        rpo_seconds: rpo,
+        rto_met: None,
+        rpo_met: None,
+        phases: vec![],
+        checks: vec![],
+        error: error.or_else(|| (status == "running").then(|| "still running".to_string())),
+        restore: None,
+        evidence_dir: None,
+        kept_dir: None,
+    }
+}
+
+/// The report JSON for the `runs` row and the ledger record (which hashes evidence files: done before the
+/// transaction so no lock is held during file I/O).
+fn encode(r: &RunReport) -> Result<(String, String), StoreError> {
+    let enc = |source| StoreError::Encode {
+        run_id: r.run_id.clone(),
+        source,
+    };
+    Ok((
+        serde_json::to_string(r).map_err(enc)?,
+        ledger::build_record(r).map_err(enc)?,
+    ))
+}
+
+/// Completes a begun run row with its report, phases and checks.
+fn complete(tx: &rusqlite::Transaction<'_>, r: &RunReport, json: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE runs SET status = 'finished', outcome = ?2, started_at = ?3, finished_at = ?4, snapshot_id = ?5,
+           snapshot_time = ?6, rta_seconds = ?7, rpa_seconds = ?8, rto_met = ?9, rpo_met = ?10, error = ?11,
+           restored_files = ?12, restored_bytes = ?13, evidence_dir = ?14, report = ?15
+         WHERE run_id = ?1",
+        params![
+            r.run_id,
+            r.outcome.as_str(),
+            ms(r.started_at),
+            ms(r.finished_at),
+            r.snapshot.as_ref().map(|s| s.id.clone()),
+            r.snapshot.as_ref().map(|s| ms(s.time)),
+            r.rta_seconds,
+            r.rpa_seconds,
+            r.rto_met,
+            r.rpo_met,
+            r.error,
+            r.restore.as_ref().map(|s| s.files as i64),
+            r.restore.as_ref().map(|s| s.bytes as i64),
+            r.evidence_dir.as_ref().map(|p| p.display().to_string()),
+            json,
+        ],
+    )?;
+    for (i, p) in r.phases.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO phases (run_id, seq, name, seconds) VALUES (?1, ?2, ?3, ?4)",
+            params![r.run_id, i as i64, p.name, p.seconds],
+        )?;
+    }
+    for (i, k) in r.checks.iter().enumerate() {
+        let evidence = serde_json::to_string(&k.evidence).unwrap_or_else(|_| "[]".into());
+        tx.execute(
+            "INSERT INTO checks (run_id, seq, name, kind, status, expected, actual, message, seconds, evidence)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![r.run_id, i as i64, k.name, k.kind, k.status.as_str(), k.expected, k.actual, k.message, k.seconds, evidence],
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

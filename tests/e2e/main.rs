@@ -10,4 +10,5 @@ mod hostile;
 mod pbs;
 mod pbs_client;
 mod pbs_remote;
+mod report;
 mod util;

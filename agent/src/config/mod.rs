@@ -170,6 +170,27 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     /// Drills by name.
     pub drills: BTreeMap<String, Drill>,
+    /// Organisation named in report headers (`[agent] organisation`).
+    pub organisation: Option<String>,
+    /// Site named in report headers (`[agent] site`).
+    pub site: Option<String>,
+    /// Scheduled reports by name (`[reports.NAME]`).
+    pub reports: BTreeMap<String, ReportJob>,
+}
+
+/// A scheduled report, validated.
+#[derive(Debug, Clone)]
+pub struct ReportJob {
+    /// Name (the table key).
+    pub name: String,
+    /// When the agent writes it.
+    pub schedule: Schedule,
+    /// Period spec (`previous-quarter`, `2026-Q3`, ...), resolved when the report runs.
+    pub period: String,
+    /// Formats written.
+    pub formats: Vec<crate::report::Format>,
+    /// Alert channels to tell (accepted and validated; delivered once alert channels exist).
+    pub notify: Vec<String>,
 }
 
 struct Ctx<'a> {
@@ -422,6 +443,88 @@ impl Config {
                 },
             );
         }
+        let mut reports = BTreeMap::new();
+        for (name, r) in raw.reports {
+            let r = r.into_inner();
+            let tz = match &r.timezone {
+                Some(z) => zone(z.get_ref()).unwrap_or_else(|m| {
+                    cx.at(z.span(), m);
+                    TimeZone::UTC
+                }),
+                None => timezone.clone(),
+            };
+            let schedule = match parse_cron(r.schedule.get_ref()) {
+                Ok(cron) => Some(Schedule {
+                    expr: r.schedule.get_ref().clone(),
+                    cron,
+                    tz: tz.clone(),
+                }),
+                Err(m) => {
+                    cx.at(r.schedule.span(), format!("report {name}: {m}"));
+                    None
+                }
+            };
+            let period = r
+                .period
+                .as_ref()
+                .map_or_else(|| "previous-quarter".to_string(), |p| p.get_ref().clone());
+            if let Err(e) =
+                crate::report::period::Period::parse(&period, &tz, jiff::Timestamp::now())
+            {
+                let span = r.period.as_ref().map_or(0..0, toml::Spanned::span);
+                cx.at(span, format!("report {name}: {e}"));
+            }
+            let mut formats = Vec::new();
+            match &r.formats {
+                None => formats.extend([
+                    crate::report::Format::Html,
+                    crate::report::Format::Csv,
+                    crate::report::Format::Json,
+                ]),
+                Some(f) => {
+                    for w in f.get_ref() {
+                        match crate::report::Format::parse(w) {
+                            Some(x) if !formats.contains(&x) => formats.push(x),
+                            Some(_) => {}
+                            None => cx.at(
+                                f.span(),
+                                format!("report {name}: unknown format {w:?}; expected \"html\", \"csv\" or \"json\""),
+                            ),
+                        }
+                    }
+                    if f.get_ref().is_empty() {
+                        cx.at(f.span(), format!("report {name}: `formats` is empty; list at least one of \"html\", \"csv\", \"json\""));
+                    }
+                }
+            }
+            let notify = r
+                .notify
+                .as_ref()
+                .map(|n| n.get_ref().clone())
+                .unwrap_or_default();
+            if let Some(n) = &r.notify {
+                for c in n.get_ref() {
+                    let ok = !c.is_empty()
+                        && c.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                    if !ok {
+                        cx.at(n.span(), format!("report {name}: notify channel {c:?} is not a channel name (letters, digits, - and _)"));
+                    }
+                }
+            }
+            if let Some(schedule) = schedule {
+                reports.insert(
+                    name.clone(),
+                    ReportJob {
+                        name,
+                        schedule,
+                        period,
+                        formats,
+                        notify,
+                    },
+                );
+            }
+        }
         if !cx.problems.is_empty() {
             return Err(invalid(cx.problems));
         }
@@ -444,6 +547,9 @@ impl Config {
             free_space_margin: agent.free_space_margin.map_or(256 << 20, |s| s.0),
             sources,
             drills,
+            organisation: agent.organisation,
+            site: agent.site,
+            reports,
         })
     }
 }

@@ -19,6 +19,22 @@ pub struct RawConfig {
     pub sources: BTreeMap<String, Spanned<SourceConfig>>,
     #[serde(default)]
     pub drills: BTreeMap<String, Spanned<RawDrill>>,
+    #[serde(default)]
+    pub reports: BTreeMap<String, Spanned<RawReport>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    pub schedule: Spanned<String>,
+    #[serde(default)]
+    pub timezone: Option<Spanned<String>>,
+    #[serde(default)]
+    pub period: Option<Spanned<String>>,
+    #[serde(default)]
+    pub formats: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub notify: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +45,8 @@ pub struct RawAgent {
     pub timezone: Option<Spanned<String>>,
     pub max_parallel: Option<usize>,
     pub free_space_margin: Option<Size>,
+    pub organisation: Option<String>,
+    pub site: Option<String>,
 }
 
 fn yes() -> bool {

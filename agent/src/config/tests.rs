@@ -125,3 +125,66 @@ fn cron_is_vixie() {
     let next = c.find_next_occurrence(&z, false).unwrap();
     assert_eq!(next.weekday(), jiff::civil::Weekday::Sunday);
 }
+
+#[test]
+fn reports_and_organisation() {
+    let text = GOOD.replace(
+        "timezone = \"Europe/Berlin\"\n",
+        "timezone = \"Europe/Berlin\"\norganisation = \"Example GmbH\"\nsite = \"Berlin DC1\"\n",
+    ) + r#"
+[reports.quarterly]
+schedule = "0 6 1 1,4,7,10 *"
+period = "previous-quarter"
+formats = ["html", "csv", "json"]
+notify = ["compliance-team"]
+
+[reports.monthly]
+schedule = "0 6 1 * *"
+period = "previous-month"
+formats = ["csv"]
+"#;
+    let c = parse(&text).unwrap();
+    assert_eq!(c.organisation.as_deref(), Some("Example GmbH"));
+    assert_eq!(c.site.as_deref(), Some("Berlin DC1"));
+    let q = &c.reports["quarterly"];
+    assert_eq!(q.formats.len(), 3);
+    assert_eq!(q.notify, vec!["compliance-team".to_string()]);
+    assert_eq!(q.schedule.tz.iana_name(), Some("Europe/Berlin"));
+    assert_eq!(
+        c.reports["monthly"].formats,
+        vec![crate::report::Format::Csv]
+    );
+}
+
+#[test]
+fn bad_report_tables_are_located() {
+    let text = GOOD.to_string()
+        + r#"
+[reports.q]
+schedule = "0 6 1 1,4,7,10 *"
+period = "last-week"
+formats = ["pdf"]
+notify = ["ops team"]
+"#;
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("report q: period \"last-week\""), "{e}");
+    assert!(e.contains("unknown format \"pdf\""), "{e}");
+    assert!(e.contains("notify channel \"ops team\""), "{e}");
+    // Every problem has a line number.
+    assert_eq!(
+        e.lines()
+            .filter(|l| l.starts_with("/etc/lifeboat/test.toml:"))
+            .count(),
+        3,
+        "{e}"
+    );
+    let e = parse(&(GOOD.to_string() + "[reports.q]\nschedule = \"0 6\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("report q:") && e.contains("5-field"), "{e}");
+    let e =
+        parse(&(GOOD.to_string() + "[reports.q]\nschedule = \"0 6 * * *\"\nformat = [\"csv\"]\n"))
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("unknown field `format`"), "{e}");
+}
