@@ -145,6 +145,7 @@ impl ProgressLine {
                 let name = match p {
                     phase::SELECT => "selecting",
                     phase::RESTORE => "restoring",
+                    phase::BOOT => "booting",
                     phase::CHECKS => "checking",
                     phase::TEARDOWN => "cleaning up",
                     _ => "finishing",

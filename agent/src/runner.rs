@@ -11,6 +11,7 @@ use lifeboat_drills::extract::{CancelFlag, Progress};
 use lifeboat_drills::model::RunReport;
 use lifeboat_drills::scratch::ScratchRoot;
 
+use crate::alerts::Alerts;
 use crate::config::{Config, Drill};
 use crate::store::{Interrupted, NewRun, Store, StoreError};
 
@@ -85,7 +86,22 @@ impl Runner {
         for s in &swept {
             tracing::info!(run = %s.info.run_id, killed = ?s.killed, "removed the scratch folder of an interrupted run");
         }
-        Ok(self.store.recover()?)
+        let interrupted = self.store.recover()?;
+        // An interrupted run is a drill.error like any other: tell its channels.
+        for i in &interrupted {
+            if let Some(report) = self.store.run_report(&i.run_id)? {
+                let notify = self
+                    .config
+                    .drills
+                    .get(&i.drill)
+                    .and_then(|d| d.notify.clone());
+                let alerts = Alerts::new(&self.config);
+                self.store.transaction(|tx| {
+                    alerts.on_run(tx, notify.as_ref(), &report, Timestamp::now())
+                })?;
+            }
+        }
+        Ok(interrupted)
     }
 
     /// Runs `drill` now.
@@ -108,6 +124,12 @@ impl Runner {
             rto: drill.rto.as_secs_f64(),
             rpo: drill.rpo.as_secs_f64(),
         })?;
+        let alerts = Alerts::new(&self.config);
+        if !self.config.channels.is_empty() {
+            self.store.transaction(|tx| {
+                alerts.on_started(tx, drill.notify.as_ref(), &drill.name, &run_id, started)
+            })?;
+        }
         let evidence_dir = self.config.state_dir.join("evidence").join(&run_id);
         let baseline = self.store.last_passing_stats(&drill.name)?;
         let report = match self.config.sources.get(&drill.source) {
@@ -125,6 +147,7 @@ impl Runner {
                     free_space_margin: self.config.free_space_margin,
                     keep,
                     archives: &drill.archives,
+                    vm: drill.vm.as_ref(),
                 };
                 let env = RunEnv {
                     run_id: run_id.clone(),
@@ -144,7 +167,11 @@ impl Runner {
                 tracing::warn!(error = %e, "could not write run.json evidence");
             }
         }
-        self.store.finish_run(&report)?;
+        self.store.finish_run_with(&report, |tx| {
+            alerts
+                .on_run(tx, drill.notify.as_ref(), &report, Timestamp::now())
+                .map(|_| ())
+        })?;
         Ok(report)
     }
 }

@@ -50,6 +50,10 @@ pub enum JobKind {
     Drill,
     /// Write the report named by [`Job::name`] (`[reports.NAME]`).
     Report,
+    /// Run the watch named by [`Job::name`] (`[watches.NAME]`).
+    Watch,
+    /// Send the daily digest of the channel named by [`Job::name`] (`[notify.NAME] digest`).
+    Digest,
 }
 
 /// A scheduled job.

@@ -121,6 +121,49 @@ CREATE TABLE ledger (
 );
 CREATE INDEX ledger_by_run ON ledger (run_id);
 "#,
+    r#"
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    event_id        TEXT NOT NULL,
+    channel         TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    transition      TEXT NOT NULL,
+    asset           TEXT NOT NULL,
+    title           TEXT NOT NULL,
+    notification    TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_attempt_at INTEGER,
+    last_error      TEXT,
+    delivered_at    INTEGER,
+    detail          TEXT,
+    UNIQUE (event_id, channel)
+);
+CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+CREATE TABLE alerts (
+    key          TEXT NOT NULL,
+    channel      TEXT NOT NULL,
+    open         INTEGER NOT NULL,
+    event        TEXT NOT NULL,
+    since        INTEGER NOT NULL,
+    last_sent    INTEGER NOT NULL,
+    notification TEXT NOT NULL,
+    PRIMARY KEY (key, channel)
+);
+CREATE TABLE watch_seen (
+    watch   TEXT NOT NULL,
+    item    TEXT NOT NULL,
+    asset   TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (watch, item)
+);
+CREATE TABLE agent_state (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The history database.
@@ -246,6 +289,20 @@ impl Store {
         })
     }
 
+    /// Runs `f` in one IMMEDIATE transaction (alerts and the outbox use this so a decision and its
+    /// notifications are recorded together or not at all).
+    pub fn transaction<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let v = f(&tx)?;
+            tx.commit()?;
+            Ok(v)
+        })
+    }
+
     /// Records a run as started (before any scratch resource exists).
     pub fn begin_run(&self, n: &NewRun<'_>) -> Result<(), StoreError> {
         let pid = std::process::id();
@@ -263,11 +320,22 @@ impl Store {
     /// Completes a run with its report, phases and checks in one transaction, and appends its record
     /// (report plus the SHA-256 of each evidence file) to the ledger in the same transaction.
     pub fn finish_run(&self, r: &RunReport) -> Result<(), StoreError> {
+        self.finish_run_with(r, |_| Ok(()))
+    }
+
+    /// [`Store::finish_run`], and `also` in the same transaction (the run's alerts go into the outbox with
+    /// the run itself, so a crash cannot keep one and lose the other).
+    pub fn finish_run_with(
+        &self,
+        r: &RunReport,
+        also: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
         let (json, record) = encode(r)?;
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             complete(&tx, r, &json)?;
             append_ledger(&tx, &r.run_id, &record)?;
+            also(&tx)?;
             tx.commit()
         })
     }

@@ -59,6 +59,7 @@ pub fn drill_once(source: &dyn Source, work: &Path, archives: &[String]) -> anyh
         free_space_margin: 0,
         keep: false,
         archives,
+        vm: None,
     };
     let env = RunEnv {
         run_id: format!("bench-{}", std::process::id()),

@@ -48,6 +48,8 @@ pub struct DrillPlan<'a> {
     pub keep: bool,
     /// Archives to restore (sources with several per snapshot); empty = all.
     pub archives: &'a [String],
+    /// `target = "vm"`: boot the restored disk images and run the VM checks; `None`: the scratch folder only.
+    pub vm: Option<&'a crate::target::vm::VmTargetConfig>,
 }
 
 /// Where and how to run.
@@ -300,11 +302,36 @@ fn restore_check_teardown(plan: &DrillPlan<'_>, env: &RunEnv<'_>, snap: &Snapsho
     let restored_ok = restore(plan, env, snap, &lease, st);
     st.clock.lap("restore");
 
+    let mut vm = None;
+    if restored_ok && let Some(cfg) = plan.vm {
+        // Boot is its own phase of the RTA: QEMU start to the boot check's pattern on the serial console.
+        env.progress.set_phase(phase::BOOT);
+        let ctx = crate::target::vm::VmContext {
+            drill: plan.name,
+            restore_root: &lease.dir().join("restore"),
+            run_dir: &lease.dir().join("vm"),
+            evidence_dir: &env.evidence_dir,
+            lease: &lease,
+            cancel: &env.cancel,
+        };
+        match crate::target::vm::boot(cfg, plan.checks, &ctx, &mut st.checks) {
+            Ok(v) => vm = Some(v),
+            Err((outcome, msg)) => st.stop(outcome, msg),
+        }
+        st.clock.lap("boot");
+    }
+
     if restored_ok {
         env.progress.set_phase(phase::CHECKS);
         for (i, c) in plan.checks.iter().enumerate() {
             match c {
                 CheckConfig::Integrity(_) => {}
+                // Run against the booted VM below.
+                CheckConfig::Boot(_)
+                | CheckConfig::Screenshot(_)
+                | CheckConfig::Tcp(_)
+                | CheckConfig::Http(_)
+                | CheckConfig::GuestAgent(_) => {}
                 CheckConfig::Files(f) => {
                     let started = Instant::now();
                     let stats = st.stats.clone().unwrap_or_default();
@@ -331,6 +358,9 @@ fn restore_check_teardown(plan: &DrillPlan<'_>, env: &RunEnv<'_>, snap: &Snapsho
                 }
             }
         }
+        if let Some(v) = vm.as_mut() {
+            crate::target::vm::run_checks(v, plan.checks, &env.cancel, &mut st.checks);
+        }
         st.clock.lap("checks");
         let all_passed = st.forced.is_none()
             && st.checks.iter().all(|c| {
@@ -345,6 +375,9 @@ fn restore_check_teardown(plan: &DrillPlan<'_>, env: &RunEnv<'_>, snap: &Snapsho
     }
 
     env.progress.set_phase(phase::TEARDOWN);
+    if let Some(v) = vm {
+        crate::target::vm::teardown(v, &lease);
+    }
     let teardown = if plan.keep {
         lease.keep().map(|dir| st.kept = Some(dir.join("restore")))
     } else {

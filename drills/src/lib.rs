@@ -13,5 +13,7 @@ pub mod pbs;
 pub mod scratch;
 pub mod select;
 pub mod source;
+pub mod target;
 pub mod timestamp;
 pub mod units;
+pub mod watch;

@@ -82,7 +82,7 @@ impl CheckStatus {
 pub enum TimeSource {
     /// A timestamp embedded in the snapshot's name.
     Name,
-    /// The file system modification time.
+    /// The file system modification time (for an S3 object: its Last-Modified).
     Mtime,
 }
 
@@ -100,6 +100,8 @@ pub enum SnapshotKind {
     TarZst,
     /// A Proxmox Backup Server snapshot (manifest, indexes, chunks).
     Pbs,
+    /// A single file kept as it is (a database dump, a disk image): restored as one file, not extracted.
+    File,
 }
 
 /// One point-in-time backup in a source.

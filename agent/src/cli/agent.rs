@@ -1,7 +1,11 @@
 //! `lifeboat agent`: the daemon. Runs every enabled, scheduled drill at its instants, at most
 //! `max_parallel` at once and never the same drill twice at once, and writes every `[reports.NAME]` at its
-//! instants (reports do not take a drill slot: they only read the history); stops cleanly on SIGTERM/SIGINT
-//! (running drills are cancelled, cleaned up and recorded as `error`).
+//! instants (reports do not take a drill slot: they only read the history); runs watches and channel
+//! digests on their schedules; delivers the outbox (retrying with backoff) and sends reminders; stops
+//! cleanly on SIGTERM/SIGINT (running drills are cancelled, cleaned up and recorded as `error`).
+//!
+//! It writes a heartbeat to the history database every minute; at start-up, scheduled drill instants
+//! between the last heartbeat and now are reported as `drill.missed` (the agent was down).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -12,6 +16,8 @@ use lifeboat_drills::model::Outcome;
 use tokio::sync::{Semaphore, watch};
 
 use super::{UsageError, exit};
+use crate::alerts::deliver::{self, Channels};
+use crate::alerts::{Alerts, compose, enqueue, state_get, state_set};
 use crate::config::Config;
 use crate::runner::Runner;
 use crate::schedule::{self, Job, JobKind, SystemClock};
@@ -37,8 +43,20 @@ pub fn run(config: Config, _a: &Args) -> anyhow::Result<u8> {
         kind: JobKind::Report,
         schedule: r.schedule.clone(),
     }));
+    jobs.extend(config.watches.values().filter(|w| w.enabled).map(|w| Job {
+        name: w.name.clone(),
+        kind: JobKind::Watch,
+        schedule: w.schedule.clone(),
+    }));
+    jobs.extend(config.channels.values().filter_map(|c| {
+        c.digest.clone().map(|s| Job {
+            name: c.name.clone(),
+            kind: JobKind::Digest,
+            schedule: s,
+        })
+    }));
     if jobs.is_empty() {
-        return Err(UsageError("no enabled drill and no report has a `schedule`; add one (e.g. schedule = \"0 3 * * *\") or use `lifeboat drill`".into()).into());
+        return Err(UsageError("no enabled drill, watch or report has a `schedule`; add one (e.g. schedule = \"0 3 * * *\") or use `lifeboat drill`".into()).into());
     }
     let runner = Arc::new(Runner::open(Arc::new(config))?);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -74,20 +92,35 @@ async fn serve(runner: Arc<Runner>, jobs: Vec<Job>) -> anyhow::Result<()> {
         max_parallel = runner.config.max_parallel,
         "lifeboat agent started"
     );
+    startup_missed(&runner);
+    // A restart is a retry point: the operator may have just fixed the mail server.
+    if let Err(e) = crate::alerts::outbox::due_now(&runner.store, jiff::Timestamp::now()) {
+        tracing::error!(error = %e, "could not read the outbox");
+    }
+    let kick = Arc::new(tokio::sync::Notify::new());
+    let housekeeping = tokio::spawn(housekeeping(runner.clone(), kick.clone(), rx.clone()));
     let limit = Arc::new(Semaphore::new(runner.config.max_parallel));
     let running: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
     let mut tasks = tokio::task::JoinSet::new();
     schedule::run(&jobs, &SystemClock, rx, None, |job, due| {
-        if job.kind == JobKind::Report {
-            spawn_report(&mut tasks, &runner, &running, &job.name, due);
-            return;
+        match job.kind {
+            JobKind::Report => {
+                spawn_report(&mut tasks, &runner, &running, &job.name, due, &kick);
+                return;
+            }
+            JobKind::Watch | JobKind::Digest => {
+                spawn_side_job(&mut tasks, &runner, &running, job.kind, &job.name, due, &kick);
+                return;
+            }
+            JobKind::Drill => {}
         }
         let name = job.name.clone();
         if !running.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone()) {
             tracing::warn!(drill = %name, due = %due, "still running from its previous instant; this instant is skipped");
             return;
         }
-        let (runner, limit, running) = (runner.clone(), limit.clone(), running.clone());
+        let (runner, limit, running, kick) =
+            (runner.clone(), limit.clone(), running.clone(), kick.clone());
         tasks.spawn(async move {
             let permit = limit.acquire_owned().await;
             let r2 = runner.clone();
@@ -99,6 +132,7 @@ async fn serve(runner: Arc<Runner>, jobs: Vec<Job>) -> anyhow::Result<()> {
             .await;
             drop(permit);
             running.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+            kick.notify_one();
             match result {
                 Ok(Some(Ok(r))) => {
                     let level_bad = r.outcome != Outcome::Passed;
@@ -116,6 +150,7 @@ async fn serve(runner: Arc<Runner>, jobs: Vec<Job>) -> anyhow::Result<()> {
     })
     .await;
     while tasks.join_next().await.is_some() {}
+    let _ = housekeeping.await;
     tracing::info!("lifeboat agent stopped");
     Ok(())
 }
@@ -128,6 +163,7 @@ fn spawn_report(
     running: &Arc<Mutex<HashSet<String>>>,
     name: &str,
     due: jiff::Timestamp,
+    kick: &Arc<tokio::sync::Notify>,
 ) {
     let key = format!("report:{name}");
     if !running
@@ -138,28 +174,212 @@ fn spawn_report(
         tracing::warn!(report = %name, due = %due, "still writing from its previous instant; this instant is skipped");
         return;
     }
-    let (runner, running, name) = (runner.clone(), running.clone(), name.to_string());
+    let (runner, running, name, kick) = (
+        runner.clone(),
+        running.clone(),
+        name.to_string(),
+        kick.clone(),
+    );
     tasks.spawn(async move {
         let r2 = runner.clone();
         let n2 = name.clone();
         let result = tokio::task::spawn_blocking(move || {
             let job = r2.config.reports.get(&n2)?;
             let out = crate::report::scheduled::run(&r2.config, &r2.store, job, jiff::Timestamp::now());
+            if let Ok(files) = &out
+                && !job.notify.is_empty()
+                && let Err(e) = report_generated(&r2, &n2, &job.notify, files)
+            {
+                tracing::error!(report = %n2, error = %e, "report.generated could not be queued");
+            }
             Some((out, job.notify.clone()))
         })
         .await;
         running.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        kick.notify_one();
         match result {
             Ok(Some((Ok(files), notify))) => {
                 let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-                tracing::info!(report = %name, files = ?files, "report.generated");
-                if !notify.is_empty() {
-                    tracing::info!(report = %name, channels = ?notify, "notify is not delivered yet (alert channels come with the alerts feature); the files above are written");
-                }
+                tracing::info!(report = %name, files = ?files, channels = ?notify, "report.generated");
             }
             Ok(Some((Err(e), _))) => tracing::error!(report = %name, error = %e, "report could not be written"),
             Ok(None) => {}
             Err(e) => tracing::error!(report = %name, error = %e, "report task failed"),
         }
     });
+}
+
+/// Queues `report.generated` for the report's channels.
+fn report_generated(
+    runner: &Runner,
+    name: &str,
+    notify: &[String],
+    files: &[std::path::PathBuf],
+) -> Result<(), crate::store::StoreError> {
+    let now = jiff::Timestamp::now();
+    let mut n = compose::base(
+        &runner.config,
+        lifeboat_notify::EventKind::ReportGenerated,
+        lifeboat_notify::Transition::Info,
+        lifeboat_notify::Severity::Info,
+        now,
+        "",
+        &format!("report/{name}"),
+        format!("[lifeboat] REPORT {name} written"),
+        format!(
+            "The scheduled compliance report {name} was written to {} file(s).",
+            files.len()
+        ),
+    );
+    n.details = files.iter().map(|f| f.display().to_string()).collect();
+    n.data = serde_json::json!({"report": name, "files": n.details, "site": runner.config.site});
+    let alerts = Alerts::new(&runner.config);
+    let channels = alerts.channels(Some(&notify.to_vec()));
+    runner.store.transaction(|tx| {
+        for ch in channels {
+            if ch.events.contains(&n.event) || notify.contains(&ch.name) {
+                enqueue(
+                    tx,
+                    &format!("report.{name}.{}", now.as_millisecond()),
+                    &ch.name,
+                    &n,
+                    now,
+                )?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs a watch or a digest in the background; single flight per job.
+fn spawn_side_job(
+    tasks: &mut tokio::task::JoinSet<()>,
+    runner: &Arc<Runner>,
+    running: &Arc<Mutex<HashSet<String>>>,
+    kind: JobKind,
+    name: &str,
+    due: jiff::Timestamp,
+    kick: &Arc<tokio::sync::Notify>,
+) {
+    let key = format!("{kind:?}:{name}");
+    if !running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key.clone())
+    {
+        tracing::warn!(job = %key, due = %due, "still running from its previous instant; this instant is skipped");
+        return;
+    }
+    let (runner, running, name, kick) = (
+        runner.clone(),
+        running.clone(),
+        name.to_string(),
+        kick.clone(),
+    );
+    tasks.spawn(async move {
+        let r2 = runner.clone();
+        let n2 = name.clone();
+        let result = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+            match kind {
+                JobKind::Watch => {
+                    let Some(w) = r2.config.watches.get(&n2) else {
+                        return Ok(String::new());
+                    };
+                    let r = super::watch::run_one(&r2.config, &r2.store, w)?;
+                    Ok(match r.error {
+                        Some(e) => format!("error: {e}"),
+                        None => format!(
+                            "{} asset(s), {} problem(s), {} notification(s) queued",
+                            r.assets,
+                            r.problems.len(),
+                            r.queued
+                        ),
+                    })
+                }
+                _ => {
+                    let alerts = Alerts::new(&r2.config);
+                    let added = r2
+                        .store
+                        .transaction(|tx| alerts.digest(tx, &n2, jiff::Timestamp::now()))?;
+                    Ok(format!("digest queued: {added}"))
+                }
+            }
+        })
+        .await;
+        running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        kick.notify_one();
+        match result {
+            Ok(Ok(msg)) => tracing::info!(job = %key, result = %msg, "done"),
+            Ok(Err(e)) => tracing::error!(job = %key, error = %e, "failed"),
+            Err(e) => tracing::error!(job = %key, error = %e, "task failed"),
+        }
+    });
+}
+
+/// At start-up: drill instants missed while the agent was down become `drill.missed`.
+fn startup_missed(runner: &Runner) {
+    let now = jiff::Timestamp::now();
+    let alerts = Alerts::new(&runner.config);
+    let result = runner.store.transaction(|tx| {
+        let last = state_get(tx, HEARTBEAT)?;
+        let found = match last.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()) {
+            Some(t) => alerts.missed(tx, t, now)?,
+            None => Vec::new(),
+        };
+        state_set(tx, HEARTBEAT, now.as_millisecond())?;
+        Ok(found)
+    });
+    match result {
+        Ok(found) if !found.is_empty() => {
+            tracing::warn!(drills = ?found, "scheduled drills did not run while the agent was down (drill.missed)");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "could not check for missed drills"),
+    }
+}
+
+/// The `agent_state` key of the heartbeat.
+pub const HEARTBEAT: &str = "agent:heartbeat";
+
+/// Every few seconds (or when kicked): deliver the outbox; every minute: heartbeat and reminders. Ends on
+/// shutdown after a last delivery pass (bounded).
+async fn housekeeping(
+    runner: Arc<Runner>,
+    kick: Arc<tokio::sync::Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let channels = Channels::build(&runner.config);
+    let alerts = Alerts::new(&runner.config);
+    let mut last_minute = tokio::time::Instant::now() - std::time::Duration::from_secs(60);
+    loop {
+        if last_minute.elapsed() >= std::time::Duration::from_secs(60) {
+            last_minute = tokio::time::Instant::now();
+            let now = jiff::Timestamp::now();
+            if let Err(e) = runner.store.transaction(|tx| {
+                state_set(tx, HEARTBEAT, now.as_millisecond())?;
+                alerts.remind(tx, now)
+            }) {
+                tracing::error!(error = %e, "heartbeat/reminders failed");
+            }
+        }
+        if !runner.config.channels.is_empty()
+            && let Err(e) = deliver::pass(&runner.store, &channels, None).await
+        {
+            tracing::error!(error = %e, "outbox delivery failed");
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = kick.notified() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    // One last bounded pass so a notification queued at shutdown is not left for the next start.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let _ = deliver::pass(&runner.store, &channels, Some(deadline)).await;
 }

@@ -39,6 +39,14 @@ pub fn run(c: &Config) -> anyhow::Result<u8> {
                 };
                 println!("  {name:<16} pbs {}{ns} ({trust})", p.repository);
             }
+            SourceConfig::S3(s) => {
+                let endpoint = s.endpoint.as_deref().unwrap_or("AWS");
+                let prefix = s.prefix.as_deref().unwrap_or("");
+                println!(
+                    "  {name:<16} s3 {endpoint} bucket {} prefix {prefix:?}",
+                    s.bucket
+                );
+            }
             SourceConfig::PbsDatastore(p) => {
                 let state = if p.path.join(".chunks").is_dir() {
                     ""
@@ -75,6 +83,55 @@ pub fn run(c: &Config) -> anyhow::Result<u8> {
             HumanDuration(d.rto.as_secs_f64()).to_string(),
             HumanDuration(d.rpo.as_secs_f64()).to_string(),
             d.checks.len()
+        );
+    }
+    if !c.watches.is_empty() {
+        println!("watches:");
+        for (name, w) in &c.watches {
+            let next = match (w.enabled, w.schedule.next_after(now)) {
+                (false, _) => "disabled".to_string(),
+                (true, Some(t)) => format!(
+                    "\"{}\" next {}",
+                    w.schedule.expr,
+                    t.to_zoned(w.schedule.tz.clone())
+                        .strftime("%Y-%m-%d %H:%M %Z")
+                ),
+                (true, None) => format!("\"{}\" never fires", w.schedule.expr),
+            };
+            let stale = w.stale_after.map_or("-".to_string(), |d| {
+                HumanDuration(d.as_secs_f64()).to_string()
+            });
+            println!(
+                "  {name:<16} source {:<12} stale_after {stale:<7} {next}",
+                w.source
+            );
+        }
+    }
+    if !c.channels.is_empty() {
+        println!("notify channels:");
+        for (name, ch) in &c.channels {
+            println!(
+                "  {name:<16} {:<12} {} event type(s), min_severity {}",
+                ch.config.kind(),
+                ch.events.len(),
+                ch.min_severity.as_str()
+            );
+        }
+    }
+    let silent: Vec<&str> = c
+        .drills
+        .values()
+        .filter(|d| d.enabled && d.notify.as_ref().is_some_and(Vec::is_empty))
+        .map(|d| d.name.as_str())
+        .collect();
+    if c.channels.is_empty() {
+        println!(
+            "note: no [notify.NAME] channel: failed drills are only recorded, nobody is told (see README, \"Alerts\")"
+        );
+    } else if !silent.is_empty() {
+        println!(
+            "note: drills with notify = [] tell nobody: {}",
+            silent.join(", ")
         );
     }
     Ok(exit::OK)

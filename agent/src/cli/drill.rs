@@ -27,6 +27,9 @@ pub struct Args {
     /// No progress line.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Queue notifications but do not try to deliver them now (the agent or a later command delivers them).
+    #[arg(long)]
+    pub no_deliver: bool,
 }
 
 /// The exit code for a set of runs: failed beats error beats passed.
@@ -91,6 +94,9 @@ pub fn run(config: Config, a: &Args) -> anyhow::Result<u8> {
         for r in &reports {
             print!("{}", details(r, &config.path));
         }
+    }
+    if !a.no_deliver {
+        super::deliver_after(&config, &runner.store);
     }
     Ok(exit_code(&reports))
 }

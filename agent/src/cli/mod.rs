@@ -5,9 +5,12 @@ mod agent;
 mod check_config;
 mod drill;
 mod history;
+mod notify;
+mod outbox;
 mod report;
 mod snapshots;
 mod verify_ledger;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +41,9 @@ Examples:
   lifeboat agent                            drills and reports on their schedules (systemd service)
   lifeboat report --period 2026-Q3          compliance report: HTML file (or --format csv|json)
   lifeboat verify-ledger                    check the evidence ledger's hash chain
+  lifeboat watch --all                      look at sources now: stale, shrunk, failed backup jobs
+  lifeboat notify test ops                  send a test message through channel `ops`
+  lifeboat outbox                           notifications still pending or failed, and why
 
 Outcomes:
   passed   the backup restored, every check and objective passed
@@ -50,10 +56,13 @@ Exit codes:
   2  usage or configuration error
   3  nothing failed, but at least one drill could not run (error)
 verify-ledger: 0 intact, 1 broken (the first broken link is named), 2 usage, 3 history unreadable.
-report: 0 written, 2 usage, 3 history unreadable or file not written.";
+report: 0 written, 2 usage, 3 history unreadable or file not written.
+watch: 0 every asset healthy, 1 a problem found, 3 a source could not be looked at.
+notify test: 0 delivered, 3 not delivered (the reason is printed).";
 
-/// lifeboat proves that backups restore: it restores a recent backup into scratch space, checks it,
-/// measures restore time and data age against RTO and RPO, and keeps the record.
+/// lifeboat proves that backups restore: it restores a recent backup (local, S3, Proxmox Backup Server)
+/// into scratch space or an isolated VM, checks it, measures restore time and data age against RTO and RPO,
+/// keeps the record and alerts when a drill fails or a backup goes stale.
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat", version, about, after_help = AFTER_HELP, max_term_width = 110)]
 pub struct Cli {
@@ -85,6 +94,12 @@ pub enum Command {
     Report(report::Args),
     /// Verify the evidence ledger's hash chain; exit 1 and name the first broken link when it is broken.
     VerifyLedger(verify_ledger::Args),
+    /// Run watches now: stale backups, shrunk backups, failed backup jobs and failed verifications.
+    Watch(watch::Args),
+    /// Alert channels: send a test message.
+    Notify(notify::Args),
+    /// Show queued, failed (and with --all, delivered) notifications; `retry` queues failed ones again.
+    Outbox(outbox::Args),
 }
 
 /// Entry point: parse, run, map to an exit code.
@@ -130,6 +145,9 @@ pub fn main() -> ExitCode {
         Command::Agent(a) => agent::run(config, &a),
         Command::Report(a) => report::run(config, &a),
         Command::VerifyLedger(a) => verify_ledger::run(config, &a),
+        Command::Watch(a) => watch::run(config, &a),
+        Command::Notify(a) => notify::run(config, &a),
+        Command::Outbox(a) => outbox::run(config, &a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -139,6 +157,32 @@ pub fn main() -> ExitCode {
                 e.downcast_ref::<UsageError>()
                     .map_or(exit::ERROR, |_| exit::USAGE),
             )
+        }
+    }
+}
+
+/// After a one-shot command queued notifications: try to deliver what is due for a little while, and say
+/// what is left (it stays in the outbox for the agent or the next command).
+fn deliver_after(config: &Config, store: &crate::store::Store) {
+    if config.channels.is_empty() {
+        return;
+    }
+    // One-shot users (cron) get reminders too: the agent is not the only one who runs drills.
+    let alerts = crate::alerts::Alerts::new(config);
+    if let Err(e) = store.transaction(|tx| alerts.remind(tx, jiff::Timestamp::now())) {
+        eprintln!("reminders could not be queued: {e}");
+    }
+    match crate::alerts::deliver::now_blocking(config, store, std::time::Duration::from_secs(60)) {
+        Ok(p) => {
+            if p.retrying > 0 || p.failed > 0 {
+                eprintln!(
+                    "notifications: {} delivered, {} not delivered yet (retried later), {} failed; see `lifeboat outbox`",
+                    p.sent, p.retrying, p.failed
+                );
+            }
+        }
+        Err(e) => {
+            eprintln!("notifications were queued but not delivered: {e}; see `lifeboat outbox`")
         }
     }
 }

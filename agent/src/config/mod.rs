@@ -5,7 +5,10 @@
 //! `source`), durations, time zones and cron lines, again with line and column, and resolves relative paths
 //! against the configuration file's folder. Everything after loading works on the validated [`Config`].
 
+mod alerting;
 mod raw;
+
+pub use alerting::{DEFAULT_REMIND, NotifyChannel, Watch};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -147,6 +150,10 @@ pub struct Drill {
     pub archives: Vec<String>,
     /// `false`: skipped by `--all` and the agent.
     pub enabled: bool,
+    /// Alert channels told about this drill's runs (`notify = ["ops"]`); `None` = every channel.
+    pub notify: Option<Vec<String>>,
+    /// `target = "vm"`: how to boot the restored disk images (`[drills.NAME.vm]`); `None`: the scratch folder.
+    pub vm: Option<lifeboat_drills::target::vm::VmTargetConfig>,
 }
 
 /// The validated configuration.
@@ -176,6 +183,10 @@ pub struct Config {
     pub site: Option<String>,
     /// Scheduled reports by name (`[reports.NAME]`).
     pub reports: BTreeMap<String, ReportJob>,
+    /// Alert channels by name (`[notify.NAME]`).
+    pub channels: BTreeMap<String, NotifyChannel>,
+    /// Watches by name (`[watches.NAME]`).
+    pub watches: BTreeMap<String, Watch>,
 }
 
 /// A scheduled report, validated.
@@ -189,7 +200,7 @@ pub struct ReportJob {
     pub period: String,
     /// Formats written.
     pub formats: Vec<crate::report::Format>,
-    /// Alert channels to tell (accepted and validated; delivered once alert channels exist).
+    /// Alert channels told when the report is written (`report.generated`).
     pub notify: Vec<String>,
 }
 
@@ -301,6 +312,15 @@ impl Config {
                         cx.at(span.clone(), format!("source {name}: {e}"));
                     }
                 }
+                SourceConfig::S3(c) => {
+                    c.access_key_id_file = c.access_key_id_file.as_deref().map(resolve);
+                    c.secret_access_key_file = c.secret_access_key_file.as_deref().map(resolve);
+                    c.session_token_file = c.session_token_file.as_deref().map(resolve);
+                    c.ca_file = c.ca_file.as_deref().map(resolve);
+                    if let Err(e) = c.validate() {
+                        cx.at(span.clone(), format!("source {name}: {e}"));
+                    }
+                }
                 SourceConfig::PbsDatastore(p) => {
                     p.path = resolve(&p.path);
                     p.encryption_key_file = p.encryption_key_file.as_deref().map(resolve);
@@ -314,9 +334,14 @@ impl Config {
             }
             sources.insert(name, cfg);
         }
+        let channels = alerting::channels(raw.notify, &base, &timezone, &mut cx);
+        let watches = alerting::watches(raw.watches, &sources, &channels, &timezone, &mut cx);
         let mut drills = BTreeMap::new();
         for (name, d) in raw.drills {
             let d = d.into_inner();
+            if let Some(n) = &d.notify {
+                alerting::check_channel_list(&format!("drill {name}"), n, &channels, &mut cx);
+            }
             if !sources.contains_key(d.source.get_ref()) {
                 let known: Vec<&str> = sources.keys().map(String::as_str).collect();
                 cx.at(
@@ -402,6 +427,42 @@ impl Config {
                 max_ratio: d.max_ratio.unwrap_or(defaults.max_ratio),
                 ..defaults
             };
+            let vm = match d.target.as_ref().map(|t| (t.get_ref().as_str(), t.span())) {
+                None | Some(("directory", _)) => {
+                    if let Some(v) = &d.vm {
+                        cx.at(
+                            v.span(),
+                            format!(
+                                "drill {name}: a [drills.{name}.vm] table needs target = \"vm\""
+                            ),
+                        );
+                    }
+                    None
+                }
+                Some(("vm", _)) => {
+                    let mut v =
+                        d.vm.as_ref()
+                            .map(|v| v.get_ref().clone())
+                            .unwrap_or_default();
+                    v.qemu = v.qemu.as_deref().map(resolve);
+                    v.ovmf_code = v.ovmf_code.as_deref().map(resolve);
+                    v.ovmf_vars = v.ovmf_vars.as_deref().map(resolve);
+                    v.firmware_dirs = v.firmware_dirs.iter().map(|p| resolve(p)).collect();
+                    Some(v)
+                }
+                Some((other, span)) => {
+                    cx.at(span, format!("drill {name}: target {other:?} is not known; use \"directory\" (the default) or \"vm\""));
+                    None
+                }
+            };
+            if let Err(m) = lifeboat_drills::target::vm::validate(vm.as_ref(), &d.checks) {
+                let span =
+                    d.vm.as_ref()
+                        .map(|v| v.span())
+                        .or_else(|| d.target.as_ref().map(|t| t.span()))
+                        .unwrap_or_else(|| d.source.span());
+                cx.at(span, format!("drill {name}: {m}"));
+            }
             for c in &d.checks {
                 if let CheckConfig::Files(f) = c {
                     for p in &f.patterns {
@@ -440,6 +501,8 @@ impl Config {
                     limits,
                     checks: d.checks,
                     enabled: d.enabled,
+                    notify: d.notify.map(toml::Spanned::into_inner),
+                    vm,
                 },
             );
         }
@@ -503,14 +566,7 @@ impl Config {
                 .map(|n| n.get_ref().clone())
                 .unwrap_or_default();
             if let Some(n) = &r.notify {
-                for c in n.get_ref() {
-                    let ok = !c.is_empty()
-                        && c.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-                    if !ok {
-                        cx.at(n.span(), format!("report {name}: notify channel {c:?} is not a channel name (letters, digits, - and _)"));
-                    }
-                }
+                alerting::check_channel_list(&format!("report {name}"), n, &channels, &mut cx);
             }
             if let Some(schedule) = schedule {
                 reports.insert(
@@ -550,6 +606,8 @@ impl Config {
             organisation: agent.organisation,
             site: agent.site,
             reports,
+            channels,
+            watches,
         })
     }
 }

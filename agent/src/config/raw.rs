@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use lifeboat_drills::check::CheckConfig;
 use lifeboat_drills::select::Strategy;
 use lifeboat_drills::source::SourceConfig;
+use lifeboat_drills::target::vm::VmTargetConfig;
 use lifeboat_drills::units::{Dur, Size};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
@@ -21,6 +22,10 @@ pub struct RawConfig {
     pub drills: BTreeMap<String, Spanned<RawDrill>>,
     #[serde(default)]
     pub reports: BTreeMap<String, Spanned<RawReport>>,
+    #[serde(default)]
+    pub notify: BTreeMap<String, Spanned<toml::Table>>,
+    #[serde(default)]
+    pub watches: BTreeMap<String, Spanned<super::alerting::RawWatch>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +77,9 @@ pub struct RawDrill {
     pub max_ratio: Option<u64>,
     pub checks: Vec<CheckConfig>,
     pub enabled: bool,
+    pub notify: Option<Spanned<Vec<String>>>,
+    pub target: Option<Spanned<String>>,
+    pub vm: Option<Spanned<VmTargetConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +114,12 @@ struct DrillFields {
     checks: Vec<CheckConfig>,
     #[serde(default = "yes")]
     enabled: bool,
+    #[serde(default)]
+    notify: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    target: Option<Spanned<String>>,
+    #[serde(default)]
+    vm: Option<Spanned<VmTargetConfig>>,
 }
 
 impl<'de> Deserialize<'de> for RawDrill {
@@ -129,6 +143,9 @@ impl<'de> Deserialize<'de> for RawDrill {
             max_ratio: f.max_ratio,
             checks: f.checks,
             enabled: f.enabled,
+            notify: f.notify,
+            target: f.target,
+            vm: f.vm,
         })
     }
 }

@@ -138,6 +138,10 @@ period = "previous-quarter"
 formats = ["html", "csv", "json"]
 notify = ["compliance-team"]
 
+[notify.compliance-team]
+type = "webhook"
+url = "https://hooks.example.com/lifeboat"
+
 [reports.monthly]
 schedule = "0 6 1 * *"
 period = "previous-month"

@@ -144,6 +144,8 @@ pub mod phase {
     pub const TEARDOWN: u8 = 3;
     /// Finished.
     pub const DONE: u8 = 4;
+    /// Booting the restored machine (`target = "vm"`).
+    pub const BOOT: u8 = 5;
 }
 
 /// Live counters a terminal can poll to show progress; cheap to update from the restore loop.

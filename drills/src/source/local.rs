@@ -1,12 +1,14 @@
-//! Local (or mounted) folders: every entry of `path` that is a folder or a tar archive is a snapshot.
+//! Local (or mounted) folders: every entry of `path` that is a folder, a tar archive or a plain backup file
+//! (a database dump or disk image, kept as is) is a snapshot.
 //!
 //! A snapshot's time is the timestamp in its name when there is one, else its mtime. Archives are streamed
 //! through the decompressor into the tar extractor and hashed on the way, so a sidecar checksum
-//! (`NAME.sha256`, or `SHA256SUMS` beside the archives) is verified without reading the file twice. Folders
-//! are copied entry by entry through the same [`RestoreSink`] rules as archives.
+//! (`NAME.sha256`, or `SHA256SUMS` beside the archives) is verified without reading the file twice; the
+//! archive handling is shared with the S3 source ([`super::stream`]). Folders are copied entry by entry
+//! through the same [`RestoreSink`] rules as archives.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,12 +17,11 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
+use super::stream::{archive_kind, restore_stream, sidecar_check};
 use super::{RestoreRequest, Restored, Source, SourceError};
 use crate::check::integrity::sidecar_digest;
 use crate::extract::path::RelPath;
-use crate::extract::readahead::read_ahead;
 use crate::extract::sink::FileError;
-use crate::extract::tar::{TarStream, extract_tar};
 use crate::extract::{RestoreError, RestoreSink, SourceReader, SourceState};
 use crate::model::{CheckResult, CheckStatus, Snapshot, SnapshotKind, TimeSource};
 use crate::timestamp::parse_name_timestamp;
@@ -44,21 +45,25 @@ pub struct LocalSource {
     tz: TimeZone,
 }
 
+/// Plain files kept as they are (not extracted): database dumps and disk images.
+const PLAIN_FILES: &[&str] = &[
+    ".dump", ".pgdump", ".sql", ".sql.gz", ".sql.zst", ".img", ".raw", ".qcow2", ".vma",
+    ".vma.zst", ".vma.gz", ".vma.lzo", ".bak",
+];
+
 /// Recognizes what an entry is from its name and type.
 pub fn kind_of(name: &str, is_dir: bool) -> Option<SnapshotKind> {
     if is_dir {
         return Some(SnapshotKind::Folder);
     }
-    let lower = name.to_ascii_lowercase();
-    if lower.ends_with(".tar.zst") || lower.ends_with(".tzst") {
-        Some(SnapshotKind::TarZst)
-    } else if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
-        Some(SnapshotKind::TarGz)
-    } else if lower.ends_with(".tar") {
-        Some(SnapshotKind::Tar)
-    } else {
-        None
+    if let Some(k) = archive_kind(name) {
+        return Some(k);
     }
+    let lower = name.to_ascii_lowercase();
+    PLAIN_FILES
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+        .then_some(SnapshotKind::File)
 }
 
 impl LocalSource {
@@ -197,79 +202,33 @@ impl Source for LocalSource {
             source: e,
         })?;
         let mut src = SourceReader::new(file, state.clone(), sidecar.is_some());
-        let stream = TarStream {
-            archive: &snapshot.id,
-            source_path: &path,
-            source: &state,
-        };
-        let facts = {
-            // Decompression runs on a second core while this one parses, hashes and writes.
-            let decoder: Box<dyn Read + Send + '_> = match snapshot.kind {
-                SnapshotKind::TarZst => {
-                    Box::new(zstd::stream::read::Decoder::new(&mut src).map_err(|e| {
-                        RestoreError::SourceIo {
-                            path: path.clone(),
-                            source: e,
-                        }
-                    })?)
-                }
-                SnapshotKind::TarGz => Box::new(flate2::read::MultiGzDecoder::new(&mut src)),
-                _ => Box::new(&mut src),
-            };
-            read_ahead(decoder, |r| extract_tar(r, &mut sink, &stream))?
-        };
+        let structure = restore_stream(
+            snapshot.kind,
+            &snapshot.id,
+            &path,
+            &mut src,
+            snapshot.size,
+            &mut sink,
+            &state,
+        )?;
         let digest = src.finish().map_err(|e| RestoreError::SourceIo {
             path: path.clone(),
             source: e,
         })?;
         let summary = sink.finish()?;
-        let compression = match snapshot.kind {
-            SnapshotKind::TarZst => ", zstd frames complete and checksummed",
-            SnapshotKind::TarGz => ", gzip members complete with CRC",
-            _ => "",
-        };
-        let mut integrity = vec![CheckResult::new(
-            "archive",
-            "integrity",
-            CheckStatus::Passed,
-            "archive readable to its end-of-archive block",
-            format!(
-                "{} entries, {} of tar read from {}{compression}",
-                facts.entries,
-                HumanBytes(facts.tar_bytes),
-                HumanBytes(state.bytes())
-            ),
-            "",
-        )];
+        let mut integrity = vec![structure];
+        let mut content_verified = false;
         if let (Some((expected, list)), Some(actual)) = (sidecar, digest) {
-            let status = if expected == actual {
-                CheckStatus::Passed
-            } else {
-                CheckStatus::Failed
-            };
-            let message = if status == CheckStatus::Passed {
-                String::new()
-            } else {
-                format!(
-                    "archive {} does not match its checksum in {list}: the file changed after it was written (bit rot, a partial copy or tampering); restore from another copy",
-                    snapshot.id
-                )
-            };
-            let mut c = CheckResult::new(
-                "archive checksum",
-                "integrity",
-                status,
-                format!("sha256 {} (from {list})", hex::encode(expected)),
-                format!("sha256 {}", hex::encode(actual)),
-                message,
-            );
+            let mut c = sidecar_check(snapshot.kind, &snapshot.id, expected, &list, actual);
             c.evidence.push(self.path.join(list));
             integrity.push(c);
+            // A plain file is its own content: its sidecar covers every byte restored.
+            content_verified = snapshot.kind == SnapshotKind::File;
         }
         Ok(Restored {
             summary,
             integrity,
-            content_verified: false,
+            content_verified,
         })
     }
 }

@@ -7,6 +7,8 @@ pub mod local;
 pub mod pbs_datastore;
 pub mod pbs_remote;
 pub mod pbs_restore;
+pub mod s3;
+pub mod stream;
 
 use std::io;
 use std::path::PathBuf;
@@ -28,6 +30,8 @@ pub enum SourceConfig {
     PbsDatastore(pbs_datastore::DatastoreConfig),
     /// A Proxmox Backup Server over its API and reader protocol.
     Pbs(pbs_remote::PbsConfig),
+    /// An S3-compatible bucket (AWS S3, Backblaze B2, MinIO, Wasabi, Garage), read-only.
+    S3(s3::S3Config),
 }
 
 /// Listing a source failed: the drill cannot run (`error`).
@@ -107,6 +111,13 @@ pub trait Source: Send + Sync {
     fn expected_size(&self, snapshot: &Snapshot) -> Option<u64>;
     /// Restores `snapshot` into `req.root`, verifying as it streams.
     fn restore(&self, snapshot: &Snapshot, req: &RestoreRequest) -> Result<Restored, RestoreError>;
+    /// Backup jobs that ended in error at or after `since` (watches). Sources without job history have none.
+    fn failed_jobs(
+        &self,
+        _since: jiff::Timestamp,
+    ) -> Result<Vec<crate::watch::FailedJob>, SourceError> {
+        Ok(Vec::new())
+    }
 }
 
 impl SourceConfig {
@@ -116,6 +127,7 @@ impl SourceConfig {
             SourceConfig::Local(c) => Box::new(local::LocalSource::new(c, tz.clone())),
             SourceConfig::PbsDatastore(c) => Box::new(pbs_datastore::DatastoreSource::new(c)),
             SourceConfig::Pbs(c) => Box::new(pbs_remote::PbsSource::new(c)),
+            SourceConfig::S3(c) => Box::new(s3::S3Source::new(c, tz.clone())),
         }
     }
 }

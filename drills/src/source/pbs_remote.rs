@@ -240,6 +240,35 @@ impl Source for PbsSource {
         snapshot.size
     }
 
+    fn failed_jobs(&self, since: Timestamp) -> Result<Vec<crate::watch::FailedJob>, SourceError> {
+        let client = self.client().map_err(env_error)?;
+        let store = client.repository().datastore.clone();
+        let tasks = self
+            .run(async move { client.failed_backup_tasks(&store, since.as_second()).await })
+            .map_err(env_error)?
+            .map_err(|e| env_error(format!("{}: {e}", self.describe_repo())))?;
+        Ok(tasks
+            .into_iter()
+            .filter_map(|(t, lines)| {
+                // worker_id of a backup task is `STORE:TYPE/ID` (PBS docs, task list): the asset is what
+                // follows the first colon, up to a third `/` if the server appended a snapshot time.
+                let asset = t.worker_id.as_deref().and_then(|w| {
+                    let rest = w.split_once(':').map_or(w, |(_, r)| r);
+                    let mut p = rest.split('/');
+                    Some(format!("{}/{}", p.next()?, p.next()?))
+                });
+                Some(crate::watch::FailedJob {
+                    id: t.upid.clone(),
+                    asset,
+                    started: Timestamp::from_second(t.starttime).ok()?,
+                    ended: t.endtime.and_then(|e| Timestamp::from_second(e).ok()),
+                    status: t.status.clone().unwrap_or_default(),
+                    lines,
+                })
+            })
+            .collect())
+    }
+
     fn restore(&self, snapshot: &Snapshot, req: &RestoreRequest) -> Result<Restored, RestoreError> {
         let location = PathBuf::from(format!("{} {}", self.describe_repo(), snapshot.id));
         let env = |msg: String| RestoreError::SourceIo {

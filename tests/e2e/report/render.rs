@@ -131,7 +131,7 @@ fn scheduled_report_writes_every_format_to_the_state_dir() {
     let sb = Sandbox::new();
     seed(&sb, false);
     let text = std::fs::read_to_string(sb.path("lifeboat.toml")).unwrap()
-        + "\n[reports.quarterly]\nschedule = \"0 6 1 1,4,7,10 *\"\nperiod = \"previous-quarter\"\nformats = [\"html\", \"csv\", \"json\"]\nnotify = [\"compliance\"]\n";
+        + "\n[reports.quarterly]\nschedule = \"0 6 1 1,4,7,10 *\"\nperiod = \"previous-quarter\"\nformats = [\"html\", \"csv\", \"json\"]\nnotify = [\"compliance\"]\n\n[notify.compliance]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n";
     std::fs::write(sb.path("lifeboat.toml"), text).unwrap();
     let config = Config::load(&sb.path("lifeboat.toml")).unwrap();
     let store = Store::open(&config.state_dir).unwrap();
@@ -176,9 +176,11 @@ fn agent_writes_scheduled_reports_without_any_scheduled_drill() {
     let sb = Sandbox::new();
     seed(&sb, false);
     // No drill has a schedule: the report alone keeps the agent busy.
-    sb.config(
-        "[sources.web]\ntype = \"local\"\npath = \"backups/web\"\n\n[drills.web]\nsource = \"web\"\nrto = \"10m\"\nrpo = \"26h\"\n\n[reports.minutely]\nschedule = \"* * * * *\"\nperiod = \"2026-Q3\"\nformats = [\"json\", \"csv\"]\nnotify = [\"ops\"]\n",
-    );
+    let sink = lifeboat_fixtures::http_sink::HttpSink::start().unwrap();
+    sb.config(&format!(
+        "[sources.web]\ntype = \"local\"\npath = \"backups/web\"\n\n[drills.web]\nsource = \"web\"\nrto = \"10m\"\nrpo = \"26h\"\n\n[reports.minutely]\nschedule = \"* * * * *\"\nperiod = \"2026-Q3\"\nformats = [\"json\", \"csv\"]\nnotify = [\"ops\"]\n\n[notify.ops]\ntype = \"webhook\"\nurl = \"{}\"\n",
+        sink.url("/hook")
+    ));
     let mut child = sb
         .command(&["agent", "--log", "info"])
         .stdout(Stdio::null())
@@ -223,9 +225,12 @@ fn agent_writes_scheduled_reports_without_any_scheduled_drill() {
     let doc: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(doc["runs"].as_array().unwrap().len(), 103);
     assert!(sb.path("state/reports/minutely-2026-Q3.csv").is_file());
+    let hooks = sink.requests();
     assert!(
-        log.iter()
-            .any(|l| l.contains("notify is not delivered yet")),
-        "{log:#?}"
+        hooks.iter().any(|h| h.json()["type"] == "report.generated"
+            && h.json()["data"]["files"]
+                .as_array()
+                .is_some_and(|f| f.len() == 2)),
+        "report.generated delivered to the report's channel: {log:#?}"
     );
 }
