@@ -42,7 +42,13 @@ pub fn table(reports: &[RunReport]) -> String {
                 .count();
             [
                 r.drill.clone(),
-                outcome_word(r.outcome).to_string(),
+                if r.outcome == Outcome::Skipped
+                    && r.error.as_deref() == Some(crate::store::STILL_RUNNING)
+                {
+                    "running".to_string()
+                } else {
+                    outcome_word(r.outcome).to_string()
+                },
                 r.snapshot
                     .as_ref()
                     .map_or("-".to_string(), |s| s.id.clone()),

@@ -86,22 +86,19 @@ impl Runner {
         for s in &swept {
             tracing::info!(run = %s.info.run_id, killed = ?s.killed, "removed the scratch folder of an interrupted run");
         }
-        let interrupted = self.store.recover()?;
-        // An interrupted run is a drill.error like any other: tell its channels.
-        for i in &interrupted {
-            if let Some(report) = self.store.run_report(&i.run_id)? {
-                let notify = self
-                    .config
-                    .drills
-                    .get(&i.drill)
-                    .and_then(|d| d.notify.clone());
-                let alerts = Alerts::new(&self.config);
-                self.store.transaction(|tx| {
-                    alerts.on_run(tx, notify.as_ref(), &report, Timestamp::now())
-                })?;
-            }
-        }
-        Ok(interrupted)
+        // An interrupted run is a drill.error like any other: its channels are told, in the same
+        // transaction that records it.
+        let alerts = Alerts::new(&self.config);
+        Ok(self.store.recover_with(&|tx, report| {
+            let notify = self
+                .config
+                .drills
+                .get(&report.drill)
+                .and_then(|d| d.notify.as_ref());
+            alerts
+                .on_run(tx, notify, report, Timestamp::now())
+                .map(|_| ())
+        })?)
     }
 
     /// Runs `drill` now.

@@ -59,6 +59,9 @@ pub enum StoreError {
     },
 }
 
+/// The `error` of a run rebuilt from a row that is still `running` (history shows it as `running`).
+pub const STILL_RUNNING: &str = "still running";
+
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -365,6 +368,16 @@ impl Store {
     /// Marks one running run as interrupted (`error`), keeps the report rebuilt from its row and chains it
     /// into the ledger, in one transaction.
     pub fn mark_interrupted(&self, run_id: &str, why: &str) -> Result<bool, StoreError> {
+        self.mark_interrupted_with(run_id, why, &|_, _| Ok(()))
+    }
+
+    /// [`Store::mark_interrupted`], and `also` (the run's alerts) in the same transaction.
+    pub fn mark_interrupted_with(
+        &self,
+        run_id: &str,
+        why: &str,
+        also: &dyn Fn(&rusqlite::Transaction<'_>, &RunReport) -> rusqlite::Result<()>,
+    ) -> Result<bool, StoreError> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = tx.execute(
@@ -390,6 +403,7 @@ impl Store {
                 params![run_id, enc.0],
             )?;
             append_ledger(&tx, run_id, &enc.1)?;
+            also(&tx, &report)?;
             tx.commit()?;
             Ok(Ok(true))
         })?
@@ -397,6 +411,14 @@ impl Store {
 
     /// Completes as `error` every `running` row whose process is gone (crash, SIGKILL, reboot).
     pub fn recover(&self) -> Result<Vec<Interrupted>, StoreError> {
+        self.recover_with(&|_, _| Ok(()))
+    }
+
+    /// [`Store::recover`], running `also` in each interrupted run's transaction (its alerts).
+    pub fn recover_with(
+        &self,
+        also: &dyn Fn(&rusqlite::Transaction<'_>, &RunReport) -> rusqlite::Result<()>,
+    ) -> Result<Vec<Interrupted>, StoreError> {
         let rows: Vec<(String, String, i64, Option<i64>)> = self.with(|c| {
             let mut st = c.prepare(
                 "SELECT run_id, drill, pid, pid_start FROM runs WHERE status = 'running'",
@@ -411,9 +433,10 @@ impl Store {
                 .and_then(process_start_time)
                 .is_some_and(|now| start.is_none_or(|s| s as u64 == now));
             if !alive
-                && self.mark_interrupted(
+                && self.mark_interrupted_with(
                     &run_id,
                     "interrupted: the lifeboat process running this drill died (killed, crashed or the host rebooted); its scratch resources were cleaned up. The run proves nothing: run the drill again",
+                    also,
                 )?
             {
                 out.push(Interrupted { run_id, drill });
@@ -546,7 +569,7 @@ fn rebuild(row: RunRow) -> RunReport {
         rpo_met: None,
         phases: vec![],
         checks: vec![],
-        error: error.or_else(|| (status == "running").then(|| "still running".to_string())),
+        error: error.or_else(|| (status == "running").then(|| STILL_RUNNING.to_string())),
         restore: None,
         evidence_dir: None,
         kept_dir: None,

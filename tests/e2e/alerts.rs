@@ -633,3 +633,84 @@ fn verify_failed_and_shrunk_backups_alert_and_recover() {
     assert_eq!(reqs[2].json()["type"], "backup.shrunk");
     assert_eq!(reqs[2].json()["data"]["transition"], "resolve");
 }
+
+#[test]
+fn drills_that_cannot_run_alert_as_errors_not_failures() {
+    use lifeboat_fixtures::http_sink::HttpSink;
+    let sb = Sandbox::new();
+    let sink = HttpSink::start().unwrap();
+    good_backup(&sb);
+    sb.config(&format!(
+        "[notify.hook]\ntype = \"webhook\"\nurl = \"{}\"\n\n[sources.gone]\ntype = \"local\"\npath = \"backups/gone\"\n\n[drills.gone]\nsource = \"gone\"\nrto = \"10m\"\nrpo = \"26h\"\n",
+        sink.url("/hook")
+    ));
+    sb.local_drill(
+        "app",
+        "[[drills.app.checks]]\ntype = \"command\"\nrun = [\"sleep\", \"120\"]\ntimeout = \"5m\"\n",
+    );
+    // A source folder that is not there: the drill proves nothing, it is an `error`.
+    assert_eq!(sb.drill("gone").0, 3);
+    let hooks = sink.requests();
+    assert_eq!(hooks.len(), 1);
+    let j = hooks[0].json();
+    assert_eq!(j["type"], "drill.error");
+    assert!(
+        j["data"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("[lifeboat] ERROR drill gone"),
+        "{j:#}"
+    );
+    assert!(
+        j["data"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("could not run, so it proves nothing"),
+        "{j:#}"
+    );
+
+    // A drill whose process is SIGKILLed mid-run: the next start records it as `error` and queues its
+    // alert in the same transaction.
+    let mut child = sb.command(&["drill", "app", "--quiet"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let leased = std::fs::read_dir(sb.scratch())
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.path().extension().is_some_and(|x| x == "lease"))
+            })
+            .unwrap_or(false);
+        let in_check = leased
+            && sb
+                .run(&["history", "--json"])
+                .stdout
+                .contains("\"drill\":\"app\"");
+        if in_check {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the drill never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let table = sb.run(&["history"]).stdout;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("app ") && l.contains(" running ")),
+        "a run in progress shows as running: {table}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rows = sb.run(&["outbox", "deliver"]);
+    assert_eq!(rows.code, 0, "{}", rows.stderr);
+    let hooks = sink.requests();
+    let last = hooks.last().unwrap().json();
+    assert_eq!(last["type"], "drill.error", "{last:#}");
+    assert_eq!(last["data"]["drill"], "app");
+    assert!(
+        last["data"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"),
+        "{last:#}"
+    );
+}
