@@ -5,7 +5,7 @@ use std::sync::Arc;
 use lifeboat_drills::extract::Progress;
 use lifeboat_drills::model::{Outcome, RunReport};
 
-use super::{UsageError, exit};
+use super::exit;
 use crate::config::Config;
 use crate::output::{ProgressLine, details, table};
 use crate::runner::Runner;
@@ -44,29 +44,12 @@ pub fn exit_code(reports: &[RunReport]) -> u8 {
 }
 
 pub fn run(config: Config, a: &Args) -> anyhow::Result<u8> {
-    let names: Vec<String> = if a.all {
-        config
-            .drills
-            .values()
-            .filter(|d| d.enabled)
-            .map(|d| d.name.clone())
-            .collect()
-    } else {
-        for n in &a.names {
-            if !config.drills.contains_key(n) {
-                let known: Vec<&str> = config.drills.keys().map(String::as_str).collect();
-                return Err(UsageError(format!(
-                    "no drill named {n:?}; configured drills: {}",
-                    known.join(", ")
-                ))
-                .into());
-            }
-        }
-        a.names.clone()
-    };
-    if names.is_empty() {
-        return Err(UsageError("no enabled drill in the configuration".into()).into());
-    }
+    let names = super::pick_names(
+        "drill",
+        config.drills.values().map(|d| (&d.name, d.enabled)),
+        a.all,
+        &a.names,
+    )?;
     let config = Arc::new(config);
     let runner = Runner::open(config.clone())?;
     let cancel = runner.cancel.clone();

@@ -187,6 +187,44 @@ fn deliver_after(config: &Config, store: &crate::store::Store) {
     }
 }
 
+/// The names a `drill`/`watch` command acts on: every enabled one with `--all`, else the given names, each
+/// of which must be configured (`kind` is `drill` or `watch`, for the message).
+fn pick_names<'a>(
+    kind: &str,
+    configured: impl Iterator<Item = (&'a String, bool)> + Clone,
+    all: bool,
+    names: &[String],
+) -> Result<Vec<String>, UsageError> {
+    let picked: Vec<String> = if all {
+        configured
+            .clone()
+            .filter(|(_, enabled)| *enabled)
+            .map(|(n, _)| n.clone())
+            .collect()
+    } else {
+        for n in names {
+            if !configured.clone().any(|(c, _)| c == n) {
+                let known: Vec<&str> = configured.clone().map(|(c, _)| c.as_str()).collect();
+                return Err(UsageError(format!(
+                    "no {kind} named {n:?}; configured {kind}s: {}",
+                    if known.is_empty() {
+                        format!("none (add a [{kind}s.NAME] table)")
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+        }
+        names.to_vec()
+    };
+    if picked.is_empty() {
+        return Err(UsageError(format!(
+            "no enabled {kind} in the configuration"
+        )));
+    }
+    Ok(picked)
+}
+
 /// A mistake in the command line that the parser could not catch (an unknown drill name). Exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::{UsageError, exit};
+use super::exit;
 use crate::alerts::watch::{self as w, WatchResult};
 use crate::config::Config;
 use crate::runner::Runner;
@@ -49,33 +49,12 @@ pub fn run_one(
 }
 
 pub fn run(config: Config, a: &Args) -> anyhow::Result<u8> {
-    let names: Vec<String> = if a.all {
-        config
-            .watches
-            .values()
-            .filter(|w| w.enabled)
-            .map(|w| w.name.clone())
-            .collect()
-    } else {
-        for n in &a.names {
-            if !config.watches.contains_key(n) {
-                let known: Vec<&str> = config.watches.keys().map(String::as_str).collect();
-                return Err(UsageError(format!(
-                    "no watch named {n:?}; configured watches: {}",
-                    if known.is_empty() {
-                        "none (add a [watches.NAME] table)".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ))
-                .into());
-            }
-        }
-        a.names.clone()
-    };
-    if names.is_empty() {
-        return Err(UsageError("no enabled watch in the configuration".into()).into());
-    }
+    let names = super::pick_names(
+        "watch",
+        config.watches.values().map(|w| (&w.name, w.enabled)),
+        a.all,
+        &a.names,
+    )?;
     let config = Arc::new(config);
     let runner = Runner::open(config.clone())?;
     let mut results = Vec::new();

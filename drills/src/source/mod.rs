@@ -4,6 +4,7 @@
 //! Sources are read-only: nothing here ever writes, renames, deletes or locks a backup.
 
 pub mod local;
+pub mod net_runtime;
 pub mod pbs_datastore;
 pub mod pbs_remote;
 pub mod pbs_restore;

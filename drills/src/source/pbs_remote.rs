@@ -69,7 +69,7 @@ impl PbsConfig {
 /// A PBS server.
 pub struct PbsSource {
     config: PbsConfig,
-    rt: OnceLock<Result<tokio::runtime::Runtime, String>>,
+    rt: super::net_runtime::NetRuntime,
     client: OnceLock<Result<PbsClient, String>>,
 }
 
@@ -82,23 +82,13 @@ impl PbsSource {
     pub fn new(c: &PbsConfig) -> Self {
         PbsSource {
             config: c.clone(),
-            rt: OnceLock::new(),
+            rt: super::net_runtime::NetRuntime::new("lifeboat-pbs"),
             client: OnceLock::new(),
         }
     }
 
     fn runtime(&self) -> Result<&tokio::runtime::Runtime, String> {
-        self.rt
-            .get_or_init(|| {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("lifeboat-pbs")
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("cannot start the network runtime: {e}"))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        self.rt.get()
     }
 
     /// Runs `fut` on the source's runtime and waits for it on this thread.
@@ -106,13 +96,7 @@ impl PbsSource {
         &self,
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Result<T, String> {
-        let rt = self.runtime()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        rt.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv()
-            .map_err(|_| "the network runtime stopped".to_string())
+        self.rt.run(fut)
     }
 
     fn repository(&self) -> Result<Repository, String> {

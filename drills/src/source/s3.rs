@@ -44,7 +44,7 @@ pub struct S3Source {
     config: S3Config,
     glob: Option<glob::Pattern>,
     tz: TimeZone,
-    rt: OnceLock<Result<tokio::runtime::Runtime, String>>,
+    rt: super::net_runtime::NetRuntime,
     client: OnceLock<Result<Client, String>>,
 }
 
@@ -55,23 +55,13 @@ impl S3Source {
             config: c.clone(),
             glob: c.glob.as_deref().and_then(|g| glob::Pattern::new(g).ok()),
             tz,
-            rt: OnceLock::new(),
+            rt: super::net_runtime::NetRuntime::new("lifeboat-s3"),
             client: OnceLock::new(),
         }
     }
 
     fn runtime(&self) -> Result<&tokio::runtime::Runtime, String> {
-        self.rt
-            .get_or_init(|| {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("lifeboat-s3")
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("cannot start the network runtime: {e}"))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        self.rt.get()
     }
 
     /// Runs `fut` on the source's runtime and waits for it on this thread.
@@ -79,13 +69,7 @@ impl S3Source {
         &self,
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Result<T, String> {
-        let rt = self.runtime()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        rt.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv()
-            .map_err(|_| "the network runtime stopped".to_string())
+        self.rt.run(fut)
     }
 
     fn client(&self) -> Result<Client, String> {
