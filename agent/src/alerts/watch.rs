@@ -68,6 +68,53 @@ pub fn since(tx: &Connection, w: &Watch, now: Timestamp) -> rusqlite::Result<Tim
         .unwrap_or(now - SignedDuration::from_hours(24)))
 }
 
+/// What every stateful finding (stale, shrunk, verify failed) needs to be observed.
+struct States<'a> {
+    config: &'a Config,
+    alerts: &'a Alerts<'a>,
+    tx: &'a Connection,
+    channels: &'a [&'a crate::config::NotifyChannel],
+    now: Timestamp,
+    res: &'a mut WatchResult,
+}
+
+impl States<'_> {
+    /// Triggers `f` while `bad`; once it is not, resolves it with `good` (and `good_summary`) as the words.
+    fn observe(
+        &mut self,
+        f: Finding<'_>,
+        bad: bool,
+        event_suffix: &str,
+        good: String,
+        good_summary: Option<String>,
+    ) -> rusqlite::Result<()> {
+        let key = compose::finding_key(&f);
+        if bad {
+            self.res
+                .problems
+                .push(format!("{} {}: {}", f.event.as_str(), f.asset, f.headline));
+        }
+        let trigger = bad.then(|| compose::finding(self.config, &f, Transition::Trigger, self.now));
+        let mut g = f;
+        g.headline = good;
+        if let Some(s) = good_summary {
+            g.summary = s;
+        }
+        let resolve = compose::finding(self.config, &g, Transition::Resolve, self.now);
+        self.res.queued += self.alerts.observe(
+            self.tx,
+            self.channels,
+            &key,
+            &format!("{key}.{event_suffix}"),
+            trigger.as_ref(),
+            Some(&resolve),
+            None,
+            self.now,
+        )?;
+        Ok(())
+    }
+}
+
 /// Turns a look into alert observations, in the caller's transaction.
 pub fn apply(
     config: &Config,
@@ -100,6 +147,14 @@ pub fn apply(
     }
     res.assets = assets.len();
     let tick = now.as_millisecond();
+    let mut st = States {
+        config,
+        alerts: &alerts,
+        tx,
+        channels: &channels,
+        now,
+        res: &mut res,
+    };
     for a in assets {
         let asset_name = if a.name.is_empty() {
             w.source.clone()
@@ -156,34 +211,15 @@ pub fn apply(
                 data: json!({"newest_snapshot": newest.map(|s| &s.id), "newest_time": newest.map(|s| s.time.to_string()),
                              "age_s": age.map(|a| a.as_secs_f64()), "stale_after_s": limit.as_secs_f64()}),
             };
-            let key = compose::finding_key(&f);
-            let bad = stale.then(|| compose::finding(config, &f, Transition::Trigger, now));
-            let resolve = {
-                let mut g = f;
-                g.headline = format!(
-                    "fresh again, newest backup {} old",
-                    age_text.unwrap_or_default()
-                );
-                g.summary = format!(
-                    "{asset_name} on source {} has a fresh backup again.",
-                    w.source
-                );
-                compose::finding(config, &g, Transition::Resolve, now)
-            };
-            if stale {
-                res.problems
-                    .push(format!("backup.stale {asset_name}: {headline}"));
-            }
-            res.queued += alerts.observe(
-                tx,
-                &channels,
-                &key,
-                &format!("{key}.{tick}"),
-                bad.as_ref(),
-                Some(&resolve),
-                None,
-                now,
-            )?;
+            let good = format!(
+                "fresh again, newest backup {} old",
+                age_text.unwrap_or_default()
+            );
+            let good_summary = format!(
+                "{asset_name} on source {} has a fresh backup again.",
+                w.source
+            );
+            st.observe(f, stale, &tick.to_string(), good, Some(good_summary))?;
         }
         // Shrunk.
         if let (Some(max), Some(n)) = (w.max_shrink, newest)
@@ -232,30 +268,11 @@ pub fn apply(
                     details: Vec::new(),
                     data: json!({"snapshot": n.id, "size": size, "previous_median": prev, "max_shrink": max}),
                 };
-                let key = compose::finding_key(&f);
-                let bad = shrunk.then(|| compose::finding(config, &f, Transition::Trigger, now));
-                let resolve = {
-                    let mut g = f;
-                    g.headline = format!(
-                        "newest backup {} is back to its usual size",
-                        HumanBytes(size)
-                    );
-                    compose::finding(config, &g, Transition::Resolve, now)
-                };
-                if shrunk {
-                    res.problems
-                        .push(format!("backup.shrunk {asset_name}: {headline}"));
-                }
-                res.queued += alerts.observe(
-                    tx,
-                    &channels,
-                    &key,
-                    &format!("{key}.{tick}"),
-                    bad.as_ref(),
-                    Some(&resolve),
-                    None,
-                    now,
-                )?;
+                let good = format!(
+                    "newest backup {} is back to its usual size",
+                    HumanBytes(size)
+                );
+                st.observe(f, shrunk, &tick.to_string(), good, None)?;
             }
         }
         // Server-side verification.
@@ -292,27 +309,14 @@ pub fn apply(
                 .collect(),
             data: json!({"snapshots": failed}),
         };
-        let key = compose::finding_key(&f);
-        let bad =
-            (!failed.is_empty()).then(|| compose::finding(config, &f, Transition::Trigger, now));
-        let resolve = {
-            let mut g = f;
-            g.headline = "no snapshot is marked verify-failed any more".into();
-            compose::finding(config, &g, Transition::Resolve, now)
-        };
-        if !failed.is_empty() {
-            res.problems
-                .push(format!("backup.verify_failed {asset_name}: {headline}"));
-        }
-        res.queued += alerts.observe(
-            tx,
-            &channels,
-            &key,
-            &format!("{key}.{}", failed.join(",")),
-            bad.as_ref(),
-            Some(&resolve),
+        let bad = !failed.is_empty();
+        let suffix = failed.join(",");
+        st.observe(
+            f,
+            bad,
+            &suffix,
+            "no snapshot is marked verify-failed any more".into(),
             None,
-            now,
         )?;
     }
     // Failed backup jobs: news per job; the asset's alert resolves once a newer snapshot exists.

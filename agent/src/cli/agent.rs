@@ -104,11 +104,7 @@ async fn serve(runner: Arc<Runner>, jobs: Vec<Job>) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     schedule::run(&jobs, &SystemClock, rx, None, |job, due| {
         match job.kind {
-            JobKind::Report => {
-                spawn_report(&mut tasks, &runner, &running, &job.name, due, &kick);
-                return;
-            }
-            JobKind::Watch | JobKind::Digest => {
+            JobKind::Report | JobKind::Watch | JobKind::Digest => {
                 spawn_side_job(&mut tasks, &runner, &running, job.kind, &job.name, due, &kick);
                 return;
             }
@@ -155,60 +151,6 @@ async fn serve(runner: Arc<Runner>, jobs: Vec<Job>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes report `name` in the background; single flight per report (keyed `report:NAME` so a report and a
-/// drill of the same name do not block each other).
-fn spawn_report(
-    tasks: &mut tokio::task::JoinSet<()>,
-    runner: &Arc<Runner>,
-    running: &Arc<Mutex<HashSet<String>>>,
-    name: &str,
-    due: jiff::Timestamp,
-    kick: &Arc<tokio::sync::Notify>,
-) {
-    let key = format!("report:{name}");
-    if !running
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(key.clone())
-    {
-        tracing::warn!(report = %name, due = %due, "still writing from its previous instant; this instant is skipped");
-        return;
-    }
-    let (runner, running, name, kick) = (
-        runner.clone(),
-        running.clone(),
-        name.to_string(),
-        kick.clone(),
-    );
-    tasks.spawn(async move {
-        let r2 = runner.clone();
-        let n2 = name.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let job = r2.config.reports.get(&n2)?;
-            let out = crate::report::scheduled::run(&r2.config, &r2.store, job, jiff::Timestamp::now());
-            if let Ok(files) = &out
-                && !job.notify.is_empty()
-                && let Err(e) = report_generated(&r2, &n2, &job.notify, files)
-            {
-                tracing::error!(report = %n2, error = %e, "report.generated could not be queued");
-            }
-            Some((out, job.notify.clone()))
-        })
-        .await;
-        running.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-        kick.notify_one();
-        match result {
-            Ok(Some((Ok(files), notify))) => {
-                let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-                tracing::info!(report = %name, files = ?files, channels = ?notify, "report.generated");
-            }
-            Ok(Some((Err(e), _))) => tracing::error!(report = %name, error = %e, "report could not be written"),
-            Ok(None) => {}
-            Err(e) => tracing::error!(report = %name, error = %e, "report task failed"),
-        }
-    });
-}
-
 /// Queues `report.generated` for the report's channels.
 fn report_generated(
     runner: &Runner,
@@ -251,7 +193,9 @@ fn report_generated(
     })
 }
 
-/// Runs a watch or a digest in the background; single flight per job.
+/// Writes a report, runs a watch or sends a digest in the background; single flight per job (keyed
+/// `KIND:NAME`, so a report and a drill of the same name do not block each other). These jobs only read
+/// sources or the history, so they do not take a drill slot.
 fn spawn_side_job(
     tasks: &mut tokio::task::JoinSet<()>,
     runner: &Arc<Runner>,
@@ -281,6 +225,27 @@ fn spawn_side_job(
         let n2 = name.clone();
         let result = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
             match kind {
+                JobKind::Report => {
+                    let Some(job) = r2.config.reports.get(&n2) else {
+                        return Ok(String::new());
+                    };
+                    let files = crate::report::scheduled::run(
+                        &r2.config,
+                        &r2.store,
+                        job,
+                        jiff::Timestamp::now(),
+                    )?;
+                    if !job.notify.is_empty() {
+                        report_generated(&r2, &n2, &job.notify, &files)?;
+                    }
+                    let files: Vec<String> =
+                        files.iter().map(|f| f.display().to_string()).collect();
+                    Ok(format!(
+                        "report.generated: {} (channels: {})",
+                        files.join(", "),
+                        job.notify.join(", ")
+                    ))
+                }
                 JobKind::Watch => {
                     let Some(w) = r2.config.watches.get(&n2) else {
                         return Ok(String::new());

@@ -276,24 +276,8 @@ pub(super) fn watches(
         if let Some(n) = &w.notify {
             check_channel_list(&format!("watch {name}"), n, channels, cx);
         }
-        let wtz = match &w.timezone {
-            Some(z) => zone(z.get_ref()).unwrap_or_else(|m| {
-                cx.at(z.span(), m);
-                TimeZone::UTC
-            }),
-            None => tz.clone(),
-        };
-        let schedule = match parse_cron(w.schedule.get_ref()) {
-            Ok(cron) => Some(Schedule {
-                expr: w.schedule.get_ref().clone(),
-                cron,
-                tz: wtz,
-            }),
-            Err(m) => {
-                cx.at(w.schedule.span(), format!("watch {name}: {m}"));
-                None
-            }
-        };
+        let wtz = cx.zone_or(w.timezone.as_ref(), tz);
+        let schedule = cx.schedule(&format!("watch {name}"), &w.schedule, &wtz);
         let assets = w
             .assets
             .as_ref()

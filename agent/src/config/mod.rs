@@ -210,6 +210,37 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The zone named at `z`, else `default`; an unknown name is a problem (and UTC meanwhile).
+    fn zone_or(&mut self, z: Option<&toml::Spanned<String>>, default: &TimeZone) -> TimeZone {
+        match z {
+            Some(z) => zone(z.get_ref()).unwrap_or_else(|m| {
+                self.at(z.span(), m);
+                TimeZone::UTC
+            }),
+            None => default.clone(),
+        }
+    }
+
+    /// The crontab line at `expr` in `tz`; a bad line is a problem of `owner` (`drill app`).
+    fn schedule(
+        &mut self,
+        owner: &str,
+        expr: &toml::Spanned<String>,
+        tz: &TimeZone,
+    ) -> Option<Schedule> {
+        match parse_cron(expr.get_ref()) {
+            Ok(cron) => Some(Schedule {
+                expr: expr.get_ref().clone(),
+                cron,
+                tz: tz.clone(),
+            }),
+            Err(m) => {
+                self.at(expr.span(), format!("{owner}: {m}"));
+                None
+            }
+        }
+    }
+
     fn at(&mut self, span: std::ops::Range<usize>, message: String) {
         let (l, c) = line_col(self.text, span.start);
         self.problems.push(Problem {
@@ -380,27 +411,11 @@ impl Config {
                     format!("drill {name}: `archives` applies to PBS sources only"),
                 );
             }
-            let tz = match &d.timezone {
-                Some(z) => zone(z.get_ref()).unwrap_or_else(|m| {
-                    cx.at(z.span(), m);
-                    TimeZone::UTC
-                }),
-                None => timezone.clone(),
-            };
+            let tz = cx.zone_or(d.timezone.as_ref(), &timezone);
             let schedule = d
                 .schedule
                 .as_ref()
-                .and_then(|s| match parse_cron(s.get_ref()) {
-                    Ok(cron) => Some(Schedule {
-                        expr: s.get_ref().clone(),
-                        cron,
-                        tz: tz.clone(),
-                    }),
-                    Err(m) => {
-                        cx.at(s.span(), format!("drill {name}: {m}"));
-                        None
-                    }
-                });
+                .and_then(|s| cx.schedule(&format!("drill {name}"), s, &tz));
             let glob = d
                 .glob
                 .as_ref()
@@ -509,24 +524,8 @@ impl Config {
         let mut reports = BTreeMap::new();
         for (name, r) in raw.reports {
             let r = r.into_inner();
-            let tz = match &r.timezone {
-                Some(z) => zone(z.get_ref()).unwrap_or_else(|m| {
-                    cx.at(z.span(), m);
-                    TimeZone::UTC
-                }),
-                None => timezone.clone(),
-            };
-            let schedule = match parse_cron(r.schedule.get_ref()) {
-                Ok(cron) => Some(Schedule {
-                    expr: r.schedule.get_ref().clone(),
-                    cron,
-                    tz: tz.clone(),
-                }),
-                Err(m) => {
-                    cx.at(r.schedule.span(), format!("report {name}: {m}"));
-                    None
-                }
-            };
+            let tz = cx.zone_or(r.timezone.as_ref(), &timezone);
+            let schedule = cx.schedule(&format!("report {name}"), &r.schedule, &tz);
             let period = r
                 .period
                 .as_ref()
