@@ -15,6 +15,7 @@
 //! Chunk bytes are returned raw; verifying them (CRC, decryption, digest) is the restore layer's job.
 
 pub mod error;
+mod linger;
 pub mod prefetch;
 pub mod reader;
 pub mod repository;

@@ -6,6 +6,8 @@
 //! receive capacity of every DATA frame is released at once — without that a download stalls after the
 //! first window. The connection is driven by a spawned task; a [`ReaderSession`] is a cheap handle to it, so
 //! many requests can be in flight at once (h2 multiplexes them and waits for the server's stream limit).
+//! When the last handle is gone the connection says goodbye and lingers until the server has closed too
+//! ([`super::linger`]), so PBS logs the reader task as finished successfully, not as a broken pipe.
 //!
 //! The server serves a chunk only after an index that lists it was downloaded in the same session (§2.3);
 //! a refusal (401) becomes [`PbsError::ChunkNotAllowed`]. Responses are bounded (downloads 128 MiB, chunks
@@ -124,7 +126,7 @@ impl PbsClient {
             .initial_window_size(WINDOW)
             .initial_connection_window_size(WINDOW)
             .max_frame_size(MAX_FRAME)
-            .handshake::<_, Bytes>(upgraded);
+            .handshake::<_, Bytes>(super::linger::Lingering::new(upgraded));
         let (send, connection) = tokio::time::timeout(inner.timeouts.request, handshake)
             .await
             .map_err(|_| PbsError::Timeout {
