@@ -408,7 +408,15 @@ impl Client {
         self.inner.stats.requests.fetch_add(1, Ordering::Relaxed);
         let resp = match rb.send().await {
             Ok(r) => r,
-            Err(e) => return Err(Fail::Transient(describe(&e))),
+            Err(e) => {
+                return Err(match crate::error::certificate_failure(&e) {
+                    Some(detail) => Fail::Fatal(S3Error::Tls {
+                        target: self.target(key),
+                        detail,
+                    }),
+                    None => Fail::Transient(describe(&e)),
+                });
+            }
         };
         if resp.status().is_success() {
             return Ok(resp);

@@ -109,6 +109,17 @@ pub enum S3Error {
         /// What was wrong.
         detail: String,
     },
+    /// The server's TLS certificate was refused (unknown issuer, wrong host name, expired). Retrying will
+    /// not help; trusting the right CA or fixing the endpoint will.
+    #[error(
+        "{target}: the server's TLS certificate was not accepted ({detail}); if the service uses a private CA, set `ca_file` in the source to that CA's certificate (PEM); check that `endpoint` names a host the certificate is issued for"
+    )]
+    Tls {
+        /// Where.
+        target: Box<Target>,
+        /// What rustls said about the certificate.
+        detail: String,
+    },
     /// The client could not be set up (bad endpoint URL, unreadable CA file).
     #[error("{0}")]
     Config(String),
@@ -129,7 +140,8 @@ impl S3Error {
             | S3Error::NoSuchKey { target }
             | S3Error::Changed { target, .. }
             | S3Error::Refused { target, .. }
-            | S3Error::Protocol { target, .. } => Some(&**target),
+            | S3Error::Protocol { target, .. }
+            | S3Error::Tls { target, .. } => Some(&**target),
             S3Error::Config(_) => None,
         }
     }
@@ -147,4 +159,27 @@ pub fn auth_advice(code: &str) -> String {
         "AccessDenied" | "AllAccessDisabled" => "the key is valid but may not do this: grant it s3:ListBucket on the bucket and s3:GetObject on its objects (see the README's read-only policy); retrying will not help".to_string(),
         _ => "check the access key id and secret (access_key_id_file / secret_access_key_file, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and `region`; retrying will not help".to_string(),
     }
+}
+
+/// The certificate error in `err`'s chain, if the request failed because the server's certificate was
+/// refused. `io::Error` hides its payload from `source()`, so the walk also looks inside with `get_ref()`.
+pub(crate) fn certificate_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(err);
+    for _ in 0..32 {
+        let e = next?;
+        if let Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) =
+            e.downcast_ref::<rustls::Error>()
+        {
+            return Some(e.to_string());
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && let Some(found) = certificate_failure(inner)
+        {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
 }

@@ -585,3 +585,42 @@ fn local_source_keeps_plain_dump_files_and_checks_their_sidecar() {
     assert_eq!(code, 1, "{r:#}");
     assert_eq!(status(&r, "file checksum"), "failed");
 }
+
+/// A self-hosted S3 service behind a private CA: trusted through `ca_file` the drill passes over HTTPS;
+/// without it the drill is an `error` at once (no retries: a certificate does not fix itself) that names
+/// the endpoint and tells the user about `ca_file`.
+#[test]
+fn https_with_a_private_ca_needs_ca_file_and_says_so_without_it() {
+    let sb = Sandbox::new();
+    let pki = fx::test_pki::TestPki::generate(&sb.path("pki"), "s3").unwrap();
+    let w = Weed::start_tls(&sb.path("weed"), &pki);
+    w.uploader().create_bucket(BUCKET).unwrap();
+    let key = fx::stamped("app/app-", 2.0, ".tar.zst");
+    put_archive(&w.uploader(), &key, 5);
+    let ca = pki.ca_pem_path.display().to_string();
+    s3_drill(&sb, "app", &w.https_endpoint(), BUCKET, "app/", FILES_CHECK);
+    let trusted = std::fs::read_to_string(sb.path("lifeboat.toml"))
+        .unwrap()
+        .replace("retries = 8", &format!("retries = 8\nca_file = \"{ca}\""));
+    std::fs::write(sb.path("lifeboat.toml"), &trusted).unwrap();
+    let (code, r) = sb.drill("app");
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(status(&r, "s3 sha256"), "passed", "{r:#}");
+
+    // The same server without the CA: refused certificate, no retry storm.
+    let untrusted = trusted.replace(&format!("\nca_file = \"{ca}\""), "");
+    std::fs::write(sb.path("lifeboat.toml"), untrusted).unwrap();
+    let t = Instant::now();
+    let (code, r) = sb.drill("app");
+    assert_eq!(code, 3, "{r:#}");
+    assert_eq!(r["outcome"], "error");
+    let err = r["error"].as_str().unwrap();
+    assert!(
+        err.contains(&w.https_endpoint())
+            && err.contains("certificate was not accepted")
+            && err.contains("UnknownIssuer")
+            && err.contains("ca_file"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
