@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use lifeboat_fixtures::pbs::{Datastore, vm_snapshot_from_image};
+use lifeboat_fixtures::pbs::{Datastore, uefi_vm_snapshot_from_image, vm_snapshot_from_image};
 use lifeboat_fixtures::pbs_server::{Faults, Role, Running, ServerConfig, Token, start};
 use serde_json::Value;
 
@@ -43,6 +43,11 @@ fn zeroed_image(sb: &Sandbox) -> PathBuf {
 fn pbs_vm_drill(sb: &Sandbox, image: &Path, vm: &str, checks: &str) -> Running {
     let store = Datastore::create(&sb.path("store")).unwrap();
     vm_snapshot_from_image(&store, None, "101", 2.0, image, 256, 1).unwrap();
+    serve_vm_drill(sb, "101", vm, checks)
+}
+
+/// Serves the datastore `sb/store` and configures the drill `web` on `vm/ID` (see [`pbs_vm_drill`]).
+fn serve_vm_drill(sb: &Sandbox, id: &str, vm: &str, checks: &str) -> Running {
     let srv = start(ServerConfig {
         datastores: vec![("store1".into(), sb.path("store"))],
         tokens: vec![Token {
@@ -57,7 +62,7 @@ fn pbs_vm_drill(sb: &Sandbox, image: &Path, vm: &str, checks: &str) -> Running {
     std::fs::write(sb.path("pbs-token"), format!("{SECRET}\n")).unwrap();
     sb.config(&format!(
         "[sources.pbs]\ntype = \"pbs\"\nrepository = \"drill@pbs!lifeboat@127.0.0.1:{}:store1\"\nfingerprint = \"{}\"\n\
-         password_file = \"pbs-token\"\n\n[drills.web]\nsource = \"pbs\"\ngroup = \"vm/101\"\ntarget = \"vm\"\n\
+         password_file = \"pbs-token\"\n\n[drills.web]\nsource = \"pbs\"\ngroup = \"vm/{id}\"\ntarget = \"vm\"\n\
          rto = \"10m\"\nrpo = \"26h\"\n\n[drills.web.vm]\naccel = \"auto\"\ntimeout = \"5m\"\n{vm}\n{checks}",
         srv.port(),
         srv.fingerprint
@@ -190,6 +195,58 @@ fn pbs_vm_snapshot_boots_answers_http_and_passes_with_boot_time_recorded() {
         assert!(cmd.contains(want), "{want} in {cmd}");
     }
     assert!(qemu_processes(&sb).is_empty(), "QEMU stopped after the run");
+    sb.assert_scratch_empty();
+    srv.shutdown();
+}
+
+/// A Proxmox `bios: ovmf` VM: OVMF from Debian's `ovmf` package with the VM's own variable store (its
+/// backed-up EFI disk, written to a copy: the restored one stays as restored), q35 from the configuration,
+/// and the fixture image started through its `\EFI\BOOT\BOOTX64.EFI`.
+#[test]
+fn uefi_vm_snapshot_boots_under_ovmf_with_its_own_efi_disk() {
+    let _g = one_vm_at_a_time();
+    let sb = Sandbox::new();
+    let store = Datastore::create(&sb.path("store")).unwrap();
+    // On LVM the EFI disk is rounded up to 4 MiB; its first 528 KiB are the variable store.
+    let mut vars = std::fs::read("/usr/share/OVMF/OVMF_VARS_4M.fd").unwrap();
+    vars.resize(4 << 20, 0);
+    std::fs::write(sb.path("efidisk.img"), vars).unwrap();
+    uefi_vm_snapshot_from_image(
+        &store,
+        "102",
+        2.0,
+        &fixture_image(),
+        &sb.path("efidisk.img"),
+    )
+    .unwrap();
+    let srv = serve_vm_drill(&sb, "102", "", BOOT);
+    let (code, r) = sb.drill("web");
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(status(&r, "image drive-efidisk0.img"), "passed", "{r:#}");
+    let boot = check(&r, "boot");
+    let actual = boot["actual"].as_str().unwrap();
+    assert!(
+        actual.contains(MARKER)
+            && actual.contains("OVMF with the VM's EFI disk drive-efidisk0.img"),
+        "{actual}"
+    );
+    let serial = std::fs::read_to_string(&evidence(boot)[0]).unwrap();
+    assert!(
+        serial.contains("BdsDxe"),
+        "OVMF's boot manager ran: {serial}"
+    );
+    let cmd =
+        std::fs::read_to_string(evidence(boot)[0].with_file_name("qemu-command.txt")).unwrap();
+    for want in [
+        "if=pflash,format=raw,unit=0,readonly=on",
+        "OVMF_CODE_4M.fd",
+        "uefi-vars.fd",
+        "q35",
+    ] {
+        assert!(cmd.contains(want), "{want} in {cmd}");
+    }
+    eprintln!("UEFI boot under TCG: {:.2} s", phase(&r, "boot"));
+    assert!(qemu_processes(&sb).is_empty());
     sb.assert_scratch_empty();
     srv.shutdown();
 }

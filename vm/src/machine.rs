@@ -213,11 +213,13 @@ impl Vm {
         }
         let choice = accel::choose(&spec.qemu, spec.accel, &spec.run_dir, hook)?;
         if let Firmware::Uefi {
-            vars: Some(vars), ..
+            vars: Some(vars),
+            vars_size,
+            ..
         } = &spec.firmware
         {
             let to = spec.run_dir.join(UEFI_VARS);
-            fs::copy(vars, &to)
+            copy_prefix(vars, &to, vars_size.unwrap_or(u64::MAX))
                 .map_err(|e| VmError::io("cannot copy the UEFI variables", vars, e))?;
         }
         let mut attempt = 0;
@@ -561,4 +563,12 @@ fn shell_quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
+}
+
+/// Copies at most `len` bytes of `from` to a new file `to` (the guest writes the copy, never the original).
+fn copy_prefix(from: &Path, to: &Path, len: u64) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut src = fs::File::open(from)?.take(len);
+    let mut dst = fs::File::create(to)?;
+    std::io::copy(&mut src, &mut dst)
 }

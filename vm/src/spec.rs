@@ -50,6 +50,9 @@ pub enum Firmware {
         /// A variable store template copied into the run folder (`OVMF_VARS.fd`, or a restored
         /// `drive-efidisk0.img`); without it `code` is loaded with `-bios` (a combined `OVMF.fd`).
         vars: Option<PathBuf>,
+        /// Copy only this many bytes of `vars`: an EFI disk on LVM or Ceph is rounded up (to 4 MiB), and the
+        /// firmware's store is its first 528 KiB (Proxmox hands QEMU the same prefix with `size=`).
+        vars_size: Option<u64>,
     },
 }
 
@@ -313,10 +316,13 @@ impl VmSpec {
         a.pair("-mon", "chardev=qmp,mode=control");
         match &self.firmware {
             Firmware::Bios => {}
-            Firmware::Uefi { code, vars: None } => a.pair("-bios", code.as_os_str()),
+            Firmware::Uefi {
+                code, vars: None, ..
+            } => a.pair("-bios", code.as_os_str()),
             Firmware::Uefi {
                 code,
                 vars: Some(_),
+                ..
             } => {
                 a.pair(
                     "-drive",

@@ -230,9 +230,85 @@ pub fn inspect(path: &Path) -> std::io::Result<ImageReport> {
     Ok(r)
 }
 
+/// What a restored `drive-*.img` of a VM snapshot is. Proxmox backs up a UEFI VM's variable store
+/// (`efidisk0`) and its TPM state (`tpmstate0`) next to its disks; neither holds a partition table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriveKind {
+    /// A disk: partition table or file system expected.
+    Disk,
+    /// `drive-efidisk*.img`: an OVMF variable store (a UEFI firmware volume).
+    EfiVars,
+    /// `drive-tpmstate*.img`: swtpm's state, opaque.
+    TpmState,
+}
+
+impl DriveKind {
+    /// By archive name (`drive-efidisk0.img`, `drive-efidisk0.img.fidx`, ...).
+    pub fn of(archive: &str) -> DriveKind {
+        if archive.starts_with("drive-efidisk") {
+            DriveKind::EfiVars
+        } else if archive.starts_with("drive-tpmstate") {
+            DriveKind::TpmState
+        } else {
+            DriveKind::Disk
+        }
+    }
+}
+
+/// Offset of the `_FVH` signature in an EFI firmware volume header (UEFI PI spec, vol. 3, §3.2.1
+/// EFI_FIRMWARE_VOLUME_HEADER: 16-byte zero vector, 16-byte file system GUID, 8-byte length, then the
+/// signature).
+pub const FV_SIGNATURE_OFFSET: u64 = 40;
+
+/// Whether the file at `path` starts with a UEFI firmware volume header (an OVMF variable store).
+pub fn is_firmware_volume(path: &Path) -> bool {
+    File::open(path)
+        .map(|f| at(&read_at(&f, 0, 64), FV_SIGNATURE_OFFSET as usize, b"_FVH"))
+        .unwrap_or(false)
+}
+
+/// The check for a restored drive image, by what it is: a disk needs a partition table or file system
+/// ([`disk_check`]); an EFI disk needs a firmware volume header; TPM state gets no content check (its chunks
+/// were verified; `None`).
+pub fn image_check(name: &str, path: &Path, expected_size: Option<u64>) -> Option<CheckResult> {
+    match DriveKind::of(name.rsplit(' ').next().unwrap_or(name)) {
+        DriveKind::Disk => Some(disk_check(name, path, expected_size)),
+        DriveKind::TpmState => None,
+        DriveKind::EfiVars => {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let (status, actual, detail) = if is_firmware_volume(path) {
+                (
+                    CheckStatus::Passed,
+                    format!(
+                        "{}, UEFI firmware volume (OVMF variable store)",
+                        HumanBytes(size)
+                    ),
+                    String::new(),
+                )
+            } else {
+                (
+                    CheckStatus::Failed,
+                    format!("{}, no firmware volume header", HumanBytes(size)),
+                    "the EFI disk holds no UEFI variable store (no _FVH signature at byte 40): the VM's boot \
+                     entries are lost; it would start with default variables"
+                        .to_string(),
+                )
+            };
+            Some(CheckResult::new(
+                name,
+                "integrity",
+                status,
+                "a UEFI variable store (firmware volume header)",
+                actual,
+                detail,
+            ))
+        }
+    }
+}
+
 /// Turns an inspection into a check result: a table or a whole-disk file system must be found, without
 /// problems; the file systems found are the evidence.
-pub fn image_check(name: &str, path: &Path, expected_size: Option<u64>) -> CheckResult {
+pub fn disk_check(name: &str, path: &Path, expected_size: Option<u64>) -> CheckResult {
     let r = match inspect(path) {
         Ok(r) => r,
         Err(e) => {
@@ -334,18 +410,37 @@ mod tests {
             vec![Some("vfat (FAT32)".into()), Some("ext2/3/4".into())]
         );
         assert_eq!(
-            image_check("image", &p, Some(64 << 20)).status,
+            disk_check("image", &p, Some(64 << 20)).status,
             CheckStatus::Passed
         );
-        assert_eq!(
-            image_check("image", &p, Some(1)).status,
-            CheckStatus::Failed
-        );
+        assert_eq!(disk_check("image", &p, Some(1)).status, CheckStatus::Failed);
         // Zero the boot sector: nothing recognizable any more.
         write_at(&f, 0, &[0u8; 512]);
-        let c = image_check("image", &p, None);
+        let c = disk_check("image", &p, None);
         assert_eq!(c.status, CheckStatus::Failed);
         assert!(c.message.contains("boot sector"), "{c:?}");
+    }
+
+    #[test]
+    fn efi_disks_need_a_firmware_volume_and_tpm_state_gets_no_content_check() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("drive-efidisk0.img");
+        let f = File::create(&p).unwrap();
+        f.set_len(540_672).unwrap();
+        // Zeroed: the variable store is gone.
+        let c = image_check("image drive-efidisk0.img", &p, None).unwrap();
+        assert_eq!(c.status, CheckStatus::Failed, "{c:?}");
+        assert!(c.message.contains("_FVH"), "{c:?}");
+        write_at(&f, FV_SIGNATURE_OFFSET, b"_FVH");
+        let c = image_check("image drive-efidisk0.img", &p, None).unwrap();
+        assert_eq!(c.status, CheckStatus::Passed, "{c:?}");
+        assert!(c.actual.contains("UEFI firmware volume"), "{c:?}");
+        // The same bytes as a disk would fail: the kind comes from the archive name.
+        assert_eq!(
+            image_check("image drive-scsi0.img", &p, None).map(|c| c.status),
+            Some(CheckStatus::Failed)
+        );
+        assert!(image_check("image drive-tpmstate0-backup.img", &p, None).is_none());
     }
 
     #[test]

@@ -170,16 +170,16 @@ pub fn restore_snapshot(
     };
     for item in &selected {
         let check = match item {
-            Selected::Blob(f) => r.blob(f, &mut sink, &req.evidence_dir)?,
+            Selected::Blob(f) => Some(r.blob(f, &mut sink, &req.evidence_dir)?),
             Selected::Fixed(f) => {
                 let (check, image) = r.image(f, &mut sink)?;
                 integrity.push(check);
                 image
             }
-            Selected::Pxar(meta, payload) => r.pxar(meta, *payload, &mut sink)?,
-            Selected::Other(f) => r.verify_dynamic(f)?,
+            Selected::Pxar(meta, payload) => Some(r.pxar(meta, *payload, &mut sink)?),
+            Selected::Other(f) => Some(r.verify_dynamic(f)?),
         };
-        integrity.push(check);
+        integrity.extend(check);
     }
     let summary = sink.finish()?;
     Ok(Restored {
@@ -443,7 +443,7 @@ impl Restorer<'_> {
         &self,
         f: &FileInfo,
         sink: &mut RestoreSink,
-    ) -> Result<(CheckResult, CheckResult), RestoreError> {
+    ) -> Result<(CheckResult, Option<CheckResult>), RestoreError> {
         let bytes = self.index_bytes(f)?;
         let index = FixedIndex::parse(&f.filename, &bytes)
             .map_err(|e| index_error(&f.filename, e.to_string()))?;

@@ -347,13 +347,19 @@ fn find_disks(
     Ok((disks, note))
 }
 
-fn firmware(cfg: &VmTargetConfig, conf: Option<&VmConfig>, root: &Path) -> Result<Firmware, Stop> {
+/// The firmware, and how it is described in the boot check (which variable store a UEFI guest starts with
+/// matters: its own EFI disk keeps its boot entries, a fresh store falls back to `\EFI\BOOT\BOOTX64.EFI`).
+fn firmware(
+    cfg: &VmTargetConfig,
+    conf: Option<&VmConfig>,
+    root: &Path,
+) -> Result<(Firmware, String), Stop> {
     let uefi = match cfg.firmware {
         Some(f) => f == FirmwareName::Uefi,
         None => conf.and_then(|c| c.firmware) == Some(ConfFirmware::Ovmf),
     };
     if !uefi {
-        return Ok(Firmware::Bios);
+        return Ok((Firmware::Bios, "SeaBIOS".into()));
     }
     let code = cfg.ovmf_code.clone().unwrap_or_else(|| OVMF_CODE.into());
     if !code.is_file() {
@@ -367,15 +373,36 @@ fn firmware(cfg: &VmTargetConfig, conf: Option<&VmConfig>, root: &Path) -> Resul
     }
     let template = cfg.ovmf_vars.clone().unwrap_or_else(|| OVMF_VARS.into());
     let template_len = fs::metadata(&template).map(|m| m.len()).ok();
-    // The VM's own variables (boot entries) when its EFI disk was backed up and fits the firmware's store.
-    let own = conf
-        .and_then(|c| c.efidisk.as_ref())
-        .map(|n| root.join(n))
-        .filter(|p| {
-            template_len.is_some() && fs::metadata(p).map(|m| m.len()).ok() == template_len
-        });
+    // The VM's own variables (boot entries) when its EFI disk was backed up, holds a variable store and is
+    // at least the firmware's store size (on LVM/Ceph it is rounded up: its first bytes are the store).
+    let efidisk = conf.and_then(|c| c.efidisk.as_ref());
+    let own = efidisk.map(|n| root.join(n)).filter(|p| {
+        template_len.is_some_and(|want| fs::metadata(p).is_ok_and(|m| m.len() >= want))
+            && crate::check::image::is_firmware_volume(p)
+    });
+    let name = |p: &Path| {
+        p.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    let described = match (&own, efidisk, template_len) {
+        (Some(p), _, _) => format!("OVMF with the VM's EFI disk {}", name(p)),
+        (None, Some(d), Some(_)) => format!(
+            "OVMF with a fresh variable store {} ({d} not restored, too small or not a variable store)",
+            name(&template)
+        ),
+        (None, None, Some(_)) => format!("OVMF with a fresh variable store {}", name(&template)),
+        (None, _, None) => format!("OVMF ({} alone, no variable store)", name(&code)),
+    };
+    let vars_size = own.as_ref().and(template_len);
     let vars = own.or_else(|| template_len.map(|_| template));
-    Ok(Firmware::Uefi { code, vars })
+    Ok((
+        Firmware::Uefi {
+            code,
+            vars,
+            vars_size,
+        },
+        described,
+    ))
 }
 
 fn spec(
@@ -411,7 +438,8 @@ fn spec(
         None => c.and_then(|c| c.machine).unwrap_or_default(),
     };
     s.scsihw = c.and_then(|c| c.scsihw).unwrap_or_default();
-    s.firmware = firmware(cfg, c, ctx.restore_root)?;
+    let (fw, firmware_note) = firmware(cfg, c, ctx.restore_root)?;
+    s.firmware = fw;
     s.network = match cfg.network {
         NetworkName::None => Network::None,
         NetworkName::Bridge => Network::Bridge {
@@ -439,13 +467,9 @@ fn spec(
     });
     s.hard_timeout = cfg.timeout.map_or(HARD_TIMEOUT, |d| d.0);
     let note = format!(
-        "{note}; {} MiB, {} CPU(s), {}",
+        "{note}; {} MiB, {} CPU(s), {firmware_note}",
         s.memory_mib,
         s.cores * s.sockets,
-        match s.firmware {
-            Firmware::Bios => "SeaBIOS",
-            Firmware::Uefi { .. } => "OVMF",
-        }
     );
     Ok((s, note))
 }
