@@ -12,12 +12,13 @@
 //! - Sidecars (`NAME.sha256`, `SHA256SUMS`), compared by the caller against the object's SHA-256.
 //!
 //! This module parses the first two and hashes; [`crate::verify`] plans and runs the verification while the
-//! bytes stream. SHA-1 checksums are recognised but not computed (no SHA-1 implementation is linked).
+//! bytes stream.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use crc::{CRC_32_ISCSI, CRC_64_NVME, Crc, Table};
 use md5::Md5;
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 static CRC32C: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
@@ -32,7 +33,7 @@ pub enum Algorithm {
     Crc32c,
     /// CRC-64/NVME.
     Crc64Nvme,
-    /// SHA-1 (recognised, not verified).
+    /// SHA-1.
     Sha1,
     /// SHA-256.
     Sha256,
@@ -201,18 +202,19 @@ pub(crate) enum HashKind {
     Crc32,
     Crc32c,
     Crc64Nvme,
+    Sha1,
     Sha256,
     Md5,
 }
 
 impl HashKind {
-    pub(crate) fn of(a: Algorithm) -> Option<HashKind> {
+    pub(crate) fn of(a: Algorithm) -> HashKind {
         match a {
-            Algorithm::Crc32 => Some(HashKind::Crc32),
-            Algorithm::Crc32c => Some(HashKind::Crc32c),
-            Algorithm::Crc64Nvme => Some(HashKind::Crc64Nvme),
-            Algorithm::Sha256 => Some(HashKind::Sha256),
-            Algorithm::Sha1 => None,
+            Algorithm::Crc32 => HashKind::Crc32,
+            Algorithm::Crc32c => HashKind::Crc32c,
+            Algorithm::Crc64Nvme => HashKind::Crc64Nvme,
+            Algorithm::Sha1 => HashKind::Sha1,
+            Algorithm::Sha256 => HashKind::Sha256,
         }
     }
 }
@@ -222,6 +224,7 @@ pub(crate) enum Hasher {
     Crc32(crc32fast::Hasher),
     Crc32c(crc::Digest<'static, u32, Table<16>>),
     Crc64(crc::Digest<'static, u64, Table<16>>),
+    Sha1(Sha1),
     Sha256(Sha256),
     Md5(Md5),
 }
@@ -232,6 +235,7 @@ impl Hasher {
             HashKind::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
             HashKind::Crc32c => Hasher::Crc32c(CRC32C.digest()),
             HashKind::Crc64Nvme => Hasher::Crc64(CRC64NVME.digest()),
+            HashKind::Sha1 => Hasher::Sha1(Sha1::new()),
             HashKind::Sha256 => Hasher::Sha256(Sha256::new()),
             HashKind::Md5 => Hasher::Md5(Md5::new()),
         }
@@ -242,6 +246,7 @@ impl Hasher {
             Hasher::Crc32(h) => h.update(b),
             Hasher::Crc32c(h) => h.update(b),
             Hasher::Crc64(h) => h.update(b),
+            Hasher::Sha1(h) => h.update(b),
             Hasher::Sha256(h) => h.update(b),
             Hasher::Md5(h) => h.update(b),
         }
@@ -252,16 +257,16 @@ impl Hasher {
             Hasher::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
             Hasher::Crc32c(h) => h.finalize().to_be_bytes().to_vec(),
             Hasher::Crc64(h) => h.finalize().to_be_bytes().to_vec(),
+            Hasher::Sha1(h) => h.finalize().to_vec(),
             Hasher::Sha256(h) => h.finalize().to_vec(),
             Hasher::Md5(h) => h.finalize().to_vec(),
         }
     }
 }
 
-/// The checksum of `data` in S3's binary form (big-endian CRCs); `None` for SHA-1, which lifeboat does not
-/// compute. Test fixtures use it to upload objects with stored checksums.
-pub fn checksum_of(a: Algorithm, data: &[u8]) -> Option<Vec<u8>> {
-    HashKind::of(a).map(|k| digest_of(k, data))
+/// The checksum of `data` in S3's binary form (big-endian CRCs). Test fixtures use it to upload objects with stored checksums.
+pub fn checksum_of(a: Algorithm, data: &[u8]) -> Vec<u8> {
+    digest_of(HashKind::of(a), data)
 }
 
 pub(crate) fn digest_of(k: HashKind, data: &[u8]) -> Vec<u8> {

@@ -22,10 +22,7 @@ fn stored_sha256_that_does_not_match_the_bytes_is_a_mismatch() {
     let mut flipped = good.clone();
     flipped[123_456] ^= 0x10;
     // The checksum of the good bytes, stored with bit-flipped bytes.
-    let claim = (
-        Algorithm::Sha256,
-        checksum_of(Algorithm::Sha256, &good).unwrap(),
-    );
+    let claim = (Algorithm::Sha256, checksum_of(Algorithm::Sha256, &good));
     m.uploader()
         .put_with(BUCKET, "rotten.dump", &flipped, Some(claim))
         .unwrap();
@@ -89,4 +86,39 @@ fn multipart_crc32_composite_and_pagination_on_a_second_implementation() {
     }
     assert_eq!(pages, 3);
     assert_eq!(seen, (0..5).map(|i| format!("p/{i}")).collect::<Vec<_>>());
+}
+
+/// SHA-1 is one of S3's flexible checksums (`aws s3 cp --checksum-algorithm SHA1`): verified like the others,
+/// a good one matches and a stale one is a mismatch naming both values.
+#[test]
+fn stored_sha1_is_verified_both_ways() {
+    let (_d, m) = moto();
+    let data = noise(12, 150_000);
+    let mut other = data.clone();
+    other[7] ^= 1;
+    let up = m.uploader();
+    let good = (Algorithm::Sha1, checksum_of(Algorithm::Sha1, &data));
+    up.put_with(BUCKET, "good.dump", &data, Some(good)).unwrap();
+    let stale = (Algorithm::Sha1, checksum_of(Algorithm::Sha1, &other));
+    up.put_with(BUCKET, "stale.dump", &data, Some(stale))
+        .unwrap();
+    let rt = runtime();
+    let c = client(&m.endpoint());
+    let r = fetch(&rt, &c, "good.dump").unwrap();
+    assert_eq!(outcome(&r, "sha1"), Outcome::Match);
+    let r = fetch(&rt, &c, "stale.dump").unwrap();
+    assert_eq!(outcome(&r, "sha1"), Outcome::Mismatch);
+    let v = r.verifications.iter().find(|v| v.method == "sha1").unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert!(
+        v.expected
+            .contains(&b64.encode(checksum_of(Algorithm::Sha1, &other))),
+        "{v:?}"
+    );
+    assert!(
+        v.actual
+            .contains(&b64.encode(checksum_of(Algorithm::Sha1, &data))),
+        "{v:?}"
+    );
 }
