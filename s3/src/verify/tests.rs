@@ -183,9 +183,28 @@ fn unusable_etags_and_headers() {
     v.update(b"abc");
     let (_, r) = v.finish();
     assert_eq!(r.len(), 3);
-    assert!(
-        r.iter()
-            .all(|r| matches!(r.outcome, Outcome::Unverifiable(_))),
-        "{r:#?}"
-    );
+    // The ETag and the malformed header cannot be used; the all-zero SHA-1 is simply wrong.
+    for r in &r {
+        if r.method == "sha1" {
+            assert_eq!(r.outcome, Outcome::Mismatch, "{r:#?}");
+        } else {
+            assert!(matches!(r.outcome, Outcome::Unverifiable(_)), "{r:#?}");
+        }
+    }
+}
+
+#[test]
+fn sha1_matches_the_fips_180_vector() {
+    // FIPS 180-2, appendix A.1: SHA-1("abc") = a9993e36 4706816a ba3e2571 7850c26c 9cd0d89d.
+    let mut want = [0u8; 20];
+    hex::decode_to_slice("a9993e364706816aba3e25717850c26c9cd0d89d", &mut want).unwrap();
+    let mut e = exp(3);
+    e.checksums
+        .stored
+        .push(parse_checksum(Algorithm::Sha1, &b64(&want)).unwrap());
+    let mut v = Verifier::new(&e);
+    v.update(b"abc");
+    let (_, r) = v.finish();
+    let sha1 = r.iter().find(|r| r.method == "sha1").unwrap();
+    assert_eq!(sha1.outcome, Outcome::Match, "{r:#?}");
 }
