@@ -621,3 +621,83 @@ fn https_with_a_private_ca_needs_ca_file_and_says_so_without_it() {
     );
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 }
+
+/// The key an administrator already keeps for aws-cli or rclone: a named profile of the shared credentials
+/// file, configured or chosen with `AWS_PROFILE`; a missing profile or key is found offline by
+/// `check-config`, naming the file and the profile, never a secret.
+#[test]
+fn credentials_come_from_a_profile_of_the_shared_credentials_file() {
+    let sb = Sandbox::new();
+    let w = weed(&sb);
+    put_archive(&w.uploader(), &fx::stamped("app/app-", 2.0, ".tar.zst"), 6);
+    std::fs::write(
+        sb.path("aws-credentials"),
+        format!(
+            "[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = not-the-secret\n\n\
+             [backup-reader]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n\n\
+             [half]\naws_access_key_id = {ACCESS_KEY}\n"
+        ),
+    )
+    .unwrap();
+    s3_drill(&sb, "app", &w.endpoint(), BUCKET, "app/", FILES_CHECK);
+    let base = std::fs::read_to_string(sb.path("lifeboat.toml"))
+        .unwrap()
+        .replace(
+            "access_key_id_file = \"s3-key-id\"\nsecret_access_key_file = \"s3-secret\"\n",
+            "",
+        );
+    let with = |keys: &str| {
+        std::fs::write(
+            sb.path("lifeboat.toml"),
+            base.replace("retries = 8", &format!("retries = 8\n{keys}")),
+        )
+        .unwrap();
+    };
+
+    // Configured: profile and file (relative to the configuration).
+    with("profile = \"backup-reader\"\ncredentials_file = \"aws-credentials\"");
+    assert_eq!(sb.run(&["check-config"]).code, 0);
+    let (code, r) = sb.drill("app");
+    assert_eq!(code, 0, "{r:#}");
+
+    // Not configured: AWS_PROFILE picks the profile of AWS_SHARED_CREDENTIALS_FILE; the [default] profile
+    // (a wrong secret) shows that the choice matters.
+    with("");
+    let run = |profile: &str| -> Run {
+        sb.command(&["drill", "app", "--json"])
+            .env("AWS_SHARED_CREDENTIALS_FILE", sb.path("aws-credentials"))
+            .env("AWS_PROFILE", profile)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let good = run("backup-reader");
+    assert_eq!(good.code, 0, "{}", good.stdout);
+    let bad = run("default");
+    assert_eq!(bad.code, 3, "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("SignatureDoesNotMatch"),
+        "{}",
+        bad.stdout
+    );
+    assert!(!bad.stdout.contains("not-the-secret"), "{}", bad.stdout);
+
+    // Mistakes are configuration errors, found offline.
+    with("profile = \"half\"\ncredentials_file = \"aws-credentials\"");
+    let r = sb.run(&["check-config"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("[half]") && r.stderr.contains("aws_secret_access_key"),
+        "{}",
+        r.stderr
+    );
+    with("profile = \"nope\"\ncredentials_file = \"aws-credentials\"");
+    let r = sb.run(&["check-config"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("no profile [nope]") && r.stderr.contains("aws-credentials"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(SECRET_KEY));
+}

@@ -86,7 +86,16 @@ impl Sandbox {
         c.arg("--config")
             .arg(self.path("lifeboat.toml"))
             .args(args)
-            .env_remove("LIFEBOAT_LOG");
+            .env_remove("LIFEBOAT_LOG")
+            // Hermetic S3 credentials: only what a test sets (never the machine's ~/.aws).
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.path("no-aws-credentials"),
+            );
         c
     }
 

@@ -348,6 +348,7 @@ impl Config {
                     c.secret_access_key_file = c.secret_access_key_file.as_deref().map(resolve);
                     c.session_token_file = c.session_token_file.as_deref().map(resolve);
                     c.ca_file = c.ca_file.as_deref().map(resolve);
+                    c.credentials_file = c.credentials_file.as_deref().map(resolve);
                     if let Err(e) = c.validate() {
                         cx.at(span.clone(), format!("source {name}: {e}"));
                     }

@@ -63,6 +63,8 @@ fn config(endpoint: &str, work: &Path) -> anyhow::Result<S3Config> {
         access_key_id_file: Some(id),
         secret_access_key_file: Some(secret),
         session_token_file: None,
+        profile: None,
+        credentials_file: None,
         ca_file: None,
         verify_etag: true,
         retries: None,

@@ -32,6 +32,7 @@ use crate::model::{Snapshot, SnapshotKind, TimeSource};
 use crate::timestamp::parse_name_timestamp;
 
 mod config;
+mod profile;
 mod restore;
 
 pub use config::{AddressingConfig, S3Config};

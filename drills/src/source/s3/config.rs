@@ -1,9 +1,16 @@
 //! `[sources.NAME] type = "s3"`: the keys, their offline validation (for `check-config`) and where the
-//! credentials come from (files named in the configuration, else the standard AWS environment variables).
+//! credentials come from, first found wins:
+//! 1. `access_key_id_file` + `secret_access_key_file` (+ `session_token_file`);
+//! 2. `profile` / `credentials_file`: a profile of the AWS shared credentials file, when configured;
+//! 3. `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`);
+//! 4. the profile `AWS_PROFILE` (else `default`) of `AWS_SHARED_CREDENTIALS_FILE` (else
+//!    `~/.aws/credentials`), when that file exists — the order of the AWS SDKs' own chain.
 
 use std::path::PathBuf;
 
 use lifeboat_s3::Credentials;
+
+use super::profile::{self, ProfileKeys};
 use serde::Deserialize;
 
 /// URL style, as written in the configuration.
@@ -50,6 +57,12 @@ pub struct S3Config {
     /// File holding a session token (temporary credentials); default `AWS_SESSION_TOKEN`.
     #[serde(default)]
     pub session_token_file: Option<PathBuf>,
+    /// Profile of the AWS shared credentials file to use (`backup-reader`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// The shared credentials file; default `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
     /// PEM file of extra CA certificates (a self-hosted server with a private CA).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -86,7 +99,16 @@ impl S3Config {
                         .to_string(),
                 );
             }
+            (Some(_), Some(_)) if self.uses_profile() => {
+                return Err(
+                    "set either the key files (access_key_id_file, secret_access_key_file) or `profile` / `credentials_file`, not both"
+                        .to_string(),
+                );
+            }
             _ => {}
+        }
+        if self.uses_profile() {
+            self.profile_keys()?;
         }
         for (key, f) in [
             ("access_key_id_file", &self.access_key_id_file),
@@ -115,33 +137,65 @@ impl S3Config {
         self.prefix.as_deref().unwrap_or("")
     }
 
+    /// Whether the configuration names a shared-credentials profile or file.
+    fn uses_profile(&self) -> bool {
+        self.profile.is_some() || self.credentials_file.is_some()
+    }
+
+    /// The configured (or default) profile of the configured (or default) shared credentials file.
+    fn profile_keys(&self) -> Result<ProfileKeys, String> {
+        let file = self
+            .credentials_file
+            .clone()
+            .or_else(profile::default_file)
+            .ok_or("no shared credentials file: set `credentials_file` (HOME is not set)")?;
+        let name = self
+            .profile
+            .clone()
+            .unwrap_or_else(profile::default_profile);
+        profile::load(&file, &name)
+    }
+
     pub(super) fn credentials(&self) -> Result<Credentials, String> {
         let read = |key: &str, p: &PathBuf| {
             std::fs::read_to_string(p)
                 .map(|t| t.trim().to_string())
                 .map_err(|e| format!("cannot read {key} {}: {e}", p.display()))
         };
-        let (id, secret) = match (&self.access_key_id_file, &self.secret_access_key_file) {
-            (Some(i), Some(s)) => (
+        if let (Some(i), Some(s)) = (&self.access_key_id_file, &self.secret_access_key_file) {
+            let token = match &self.session_token_file {
+                Some(p) => read("session_token_file", p)?,
+                None => String::new(),
+            };
+            return Ok(Credentials::new(
                 read("access_key_id_file", i)?,
                 read("secret_access_key_file", s)?,
-            ),
-            _ => {
-                let id = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default();
-                let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default();
-                if id.is_empty() || secret.is_empty() {
-                    return Err("no S3 credentials: set access_key_id_file and secret_access_key_file in the source, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".to_string());
-                }
-                (id, secret)
-            }
+            )
+            .with_session_token(token));
+        }
+        let from_profile = |k: ProfileKeys| {
+            Credentials::new(k.access_key_id, k.secret_access_key)
+                .with_session_token(k.session_token.unwrap_or_default())
         };
-        let token = match &self.session_token_file {
-            Some(p) => read("session_token_file", p)?,
-            None if self.access_key_id_file.is_none() => {
-                std::env::var("AWS_SESSION_TOKEN").unwrap_or_default()
-            }
-            None => String::new(),
-        };
-        Ok(Credentials::new(id, secret).with_session_token(token))
+        if self.uses_profile() {
+            return self.profile_keys().map(from_profile);
+        }
+        let id = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default();
+        let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default();
+        if !id.is_empty() && !secret.is_empty() {
+            let token = std::env::var("AWS_SESSION_TOKEN").unwrap_or_default();
+            return Ok(Credentials::new(id, secret).with_session_token(token));
+        }
+        if profile::default_file().is_some_and(|f| f.is_file()) {
+            return self.profile_keys().map(from_profile);
+        }
+        Err(format!(
+            "no S3 credentials: set access_key_id_file and secret_access_key_file in the source, or `profile` \
+             (a profile of {}), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            profile::default_file().map_or_else(
+                || "~/.aws/credentials".to_string(),
+                |f| f.display().to_string()
+            )
+        ))
     }
 }
