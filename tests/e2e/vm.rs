@@ -436,6 +436,35 @@ fn image_file_from_a_local_folder_boots_without_network() {
     sb.assert_scratch_empty();
 }
 
+/// The guest's writes land in an overlay on the scratch file system; with less free than `min_free` the VM
+/// does not start (and a running one is stopped: `vm/tests/qemu.rs`). Not the backup's fault: an `error`,
+/// saying what to do.
+#[test]
+fn a_vm_that_would_fill_the_scratch_disk_is_stopped_as_an_error() {
+    let _g = one_vm_at_a_time();
+    let sb = Sandbox::new();
+    let name = lifeboat_fixtures::stamped("web-", 3.0, ".img");
+    std::fs::copy(fixture_image(), sb.backups("images").join(&name)).unwrap();
+    // No file system here has 1000 TiB free.
+    sb.local_drill(
+        "images",
+        "target = \"vm\"\n[drills.images.vm]\naccel = \"tcg\"\nmemory = \"256MiB\"\nmin_free = \"1000TiB\"\n\
+         [[drills.images.checks]]\ntype = \"boot\"\npattern = \"LIFEBOAT-GUEST-READY\"\ntimeout = \"2m\"\n",
+    );
+    let t = Instant::now();
+    let (code, r) = sb.drill("images");
+    assert_eq!(code, 3, "{r:#}");
+    assert_eq!(r["outcome"], "error");
+    let msg = r["error"].as_str().unwrap();
+    assert!(
+        msg.contains("less than the VM's reserve of 1000 TiB") && msg.contains("min_free"),
+        "{msg}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    assert!(qemu_processes(&sb).is_empty());
+    sb.assert_scratch_empty();
+}
+
 #[test]
 fn qcow2_naming_a_host_backing_file_fails_without_booting() {
     let sb = Sandbox::new();

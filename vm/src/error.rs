@@ -43,6 +43,19 @@ pub enum VmError {
         #[source]
         source: io::Error,
     },
+    /// The scratch file system has (or, while QEMU started, got) less free space than the VM's reserve.
+    #[error(
+        "the scratch file system at {} has {free} free, less than the VM's reserve of {reserve} (the guest's writes go to an overlay there); free space under the scratch root or lower `min_free` in the drill's vm table",
+        dir.display()
+    )]
+    ScratchFull {
+        /// The run folder.
+        dir: PathBuf,
+        /// Free space, as text.
+        free: String,
+        /// The reserve, as text.
+        reserve: String,
+    },
     /// QEMU exited while starting (bad option, missing firmware, port in use...).
     #[error("QEMU exited while starting ({status}): {stderr}")]
     StartFailed {

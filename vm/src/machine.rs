@@ -59,9 +59,25 @@ fn kill_group(pgid: i32) {
 /// Why the watchdog killed QEMU.
 const KILLED_TIMEOUT: u8 = 1;
 const KILLED_SERIAL: u8 = 2;
+const KILLED_DISK: u8 = 3;
 
-/// Kills the process group at the hard deadline, or when the serial log passes its limit (a guest flooding
-/// its console would otherwise fill the evidence disk: QEMU's UART does not throttle), unless cancelled first.
+/// What the watchdog enforces besides the hard deadline.
+struct Limits {
+    /// The serial log and its most bytes.
+    serial: (PathBuf, u64),
+    /// The run folder (where the snapshot overlay grows) and the least free space on its file system.
+    free: (PathBuf, u64),
+}
+
+/// Free bytes for unprivileged users on the file system of `dir` (`None` when it cannot be asked).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Kills the process group at the hard deadline, when the serial log passes its limit (a guest flooding
+/// its console would otherwise fill the evidence disk: QEMU's UART does not throttle), or when the guest's
+/// writes leave less than the reserve free on the scratch file system, unless cancelled first.
 struct Watchdog {
     cancel: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
@@ -72,7 +88,7 @@ impl Watchdog {
         proc_: Arc<Mutex<Proc>>,
         pgid: i32,
         limit: Duration,
-        serial: (PathBuf, u64),
+        limits: Limits,
         killed: Arc<AtomicU8>,
     ) -> std::io::Result<Watchdog> {
         let cancel = Arc::new((Mutex::new(false), Condvar::new()));
@@ -85,18 +101,24 @@ impl Watchdog {
                 let mut stop = lock.lock().unwrap_or_else(|p| p.into_inner());
                 while !*stop {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    let flooded = fs::metadata(&serial.0).is_ok_and(|m| m.len() > serial.1);
-                    if left.is_zero() || flooded {
+                    let (serial, max) = &limits.serial;
+                    let flooded = fs::metadata(serial).is_ok_and(|m| m.len() > *max);
+                    let (dir, reserve) = &limits.free;
+                    let full = free_bytes(dir).is_some_and(|f| f < *reserve);
+                    if left.is_zero() || flooded || full {
                         let mut p = proc_.lock().unwrap_or_else(|p| p.into_inner());
                         if p.poll().is_none() {
                             let why = if flooded {
                                 KILLED_SERIAL
+                            } else if full {
+                                KILLED_DISK
                             } else {
                                 KILLED_TIMEOUT
                             };
                             tracing::warn!(
                                 pgid,
                                 flooded,
+                                full,
                                 "scratch VM hit a hard limit; killing it"
                             );
                             killed.store(why, Ordering::SeqCst);
@@ -134,7 +156,8 @@ pub struct TeardownReport {
     /// The process group that was ended.
     pub pgid: i32,
     /// `quit` (QEMU obeyed QMP quit), `killed` (SIGKILL after the grace period), `exited` (it had already
-    /// stopped), `timeout` (the hard timeout killed it), `serial-limit` (killed for flooding its console).
+    /// stopped), `timeout` (the hard timeout killed it), `serial-limit` (killed for flooding its console),
+    /// `disk-limit` (killed when the scratch file system ran low).
     pub how: &'static str,
     /// Time teardown took.
     pub seconds: f64,
@@ -222,10 +245,23 @@ impl Vm {
             copy_prefix(vars, &to, vars_size.unwrap_or(u64::MAX))
                 .map_err(|e| VmError::io("cannot copy the UEFI variables", vars, e))?;
         }
+        let scratch_full = || VmError::ScratchFull {
+            dir: spec.run_dir.clone(),
+            free: free_bytes(&spec.run_dir).map_or_else(|| "?".into(), crate::check::bytes),
+            reserve: crate::check::bytes(spec.min_free),
+        };
+        if free_bytes(&spec.run_dir).is_some_and(|f| f < spec.min_free) {
+            return Err(scratch_full());
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
             match Self::spawn(&spec, &choice, hook) {
+                Err(VmError::StartFailed { .. })
+                    if free_bytes(&spec.run_dir).is_some_and(|f| f < spec.min_free) =>
+                {
+                    return Err(scratch_full());
+                }
                 Err(VmError::StartFailed { stderr, .. })
                     if attempt < 4 && stderr.contains("host forwarding rule") =>
                 {
@@ -290,7 +326,10 @@ impl Vm {
             proc_.clone(),
             pgid,
             spec.hard_timeout,
-            (spec.serial_log(), spec.serial_limit),
+            Limits {
+                serial: (spec.serial_log(), spec.serial_limit),
+                free: (spec.run_dir.clone(), spec.min_free),
+            },
             killed.clone(),
         ) {
             Ok(w) => w,
@@ -425,6 +464,11 @@ impl Vm {
         self.killed.load(Ordering::SeqCst) == KILLED_SERIAL
     }
 
+    /// Whether QEMU was killed because the scratch file system had less than [`VmSpec::min_free`] free.
+    pub fn scratch_full(&self) -> bool {
+        self.killed.load(Ordering::SeqCst) == KILLED_DISK
+    }
+
     /// The end of QEMU's standard error (for messages).
     pub fn stderr_tail(&self) -> String {
         tail(&self.spec.evidence_dir.join(STDERR_LOG), 1500)
@@ -511,6 +555,8 @@ impl Vm {
             "timeout"
         } else if self.serial_flooded() {
             "serial-limit"
+        } else if self.scratch_full() {
+            "disk-limit"
         } else if !self.is_running() {
             "exited"
         } else {

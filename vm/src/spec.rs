@@ -155,6 +155,10 @@ pub struct VmSpec {
     /// Most bytes of serial console output: a guest writing more is killed (QEMU's UART does not throttle, so a
     /// flooding guest would otherwise fill the evidence disk). Default 64 MiB.
     pub serial_limit: u64,
+    /// Least free space on the run folder's file system: the guest's writes grow the snapshot overlay there,
+    /// and a guest that writes without end (a database replaying its log, a filling disk) is stopped before
+    /// it fills the host's disk. Default 1 GiB.
+    pub min_free: u64,
     /// Private folder for sockets, QEMU's stderr and the snapshot overlay (the run folder).
     pub run_dir: PathBuf,
     /// Where the serial log and screenshots are kept.
@@ -182,6 +186,7 @@ impl VmSpec {
             hard_timeout: Duration::from_secs(600),
             grace: Duration::from_secs(5),
             serial_limit: 64 << 20,
+            min_free: 1 << 30,
             run_dir: run_dir.to_path_buf(),
             evidence_dir: evidence_dir.to_path_buf(),
         }

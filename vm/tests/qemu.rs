@@ -378,6 +378,42 @@ fn a_guest_flooding_its_serial_console_is_stopped() {
     assert!(!alive(td.pgid));
 }
 
+/// A guest writing without end grows its snapshot overlay in the run folder; when the scratch file system's
+/// free space falls below the reserve QEMU is killed and the boot check is an `error` that says why. The
+/// test eats the space itself (fallocate beside the overlay): same file system, same watchdog path.
+#[test]
+fn a_vm_eating_into_the_scratch_reserve_is_stopped_as_an_error() {
+    let _g = serial();
+    let d = dirs();
+    let free = |dir: &Path| {
+        let s = rustix::fs::statvfs(dir).unwrap();
+        s.f_bavail * s.f_frsize
+    };
+    let mut s = spec(&d, &image());
+    s.min_free = free(&d.run) - (256 << 20);
+    // Too little free already: refused before QEMU starts.
+    let mut greedy = s.clone();
+    greedy.min_free = free(&d.run) + (1 << 40);
+    let mut groups = Groups::default();
+    match Vm::start(&greedy, &mut groups.hook()) {
+        Err(e @ lifeboat_vm::VmError::ScratchFull { .. }) => {
+            assert!(e.to_string().contains("min_free"), "{e}");
+        }
+        Err(e) => panic!("expected ScratchFull, got {e}"),
+        Ok(_) => panic!("expected ScratchFull, the VM started"),
+    }
+    let mut vm = Vm::start(&s, &mut groups.hook()).unwrap();
+    let hog = std::fs::File::create(d.run.join("hog")).unwrap();
+    rustix::fs::fallocate(&hog, rustix::fs::FallocateFlags::empty(), 0, 512 << 20).unwrap();
+    let r = boot::run(&mut vm, &boot_check(90));
+    assert_status(&r, VmCheckStatus::Error);
+    assert!(r.message.contains("min_free"), "{r:?}");
+    assert!(vm.scratch_full() && !vm.timed_out());
+    let td = vm.teardown(&mut groups.hook());
+    assert_eq!(td.how, "disk-limit");
+    assert!(!alive(td.pgid));
+}
+
 #[test]
 fn no_network_means_no_nic_and_no_agent_channel() {
     let _g = serial();

@@ -142,6 +142,10 @@ pub struct VmTargetConfig {
     /// Hard limit on the VM's life (default 15m): QEMU is killed then, whatever runs.
     #[serde(default)]
     pub timeout: Option<Dur>,
+    /// Least free space kept on the scratch file system, where the guest's writes go (default 1GiB): QEMU
+    /// is killed (an `error`) when the guest's writes eat into it.
+    #[serde(default)]
+    pub min_free: Option<Size>,
     /// Add the guest agent channel (default: when a `guest-agent` check exists or the configuration says
     /// `agent: 1`).
     #[serde(default)]
@@ -466,6 +470,9 @@ fn spec(
                 .any(|ch| matches!(ch, CheckConfig::GuestAgent(_)))
     });
     s.hard_timeout = cfg.timeout.map_or(HARD_TIMEOUT, |d| d.0);
+    if let Some(m) = cfg.min_free {
+        s.min_free = m.0;
+    }
     let note = format!(
         "{note}; {} MiB, {} CPU(s), {firmware_note}",
         s.memory_mib,

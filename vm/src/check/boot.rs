@@ -117,6 +117,16 @@ pub fn run(vm: &mut Vm, check: &BootCheck) -> VmCheckResult {
                     VmCheckStatus::Failed,
                     "the VM's hard timeout ended it before the pattern appeared".to_string(),
                 )
+            } else if vm.scratch_full() {
+                (
+                    VmCheckStatus::Error,
+                    format!(
+                        "the scratch file system had less than {} free (the guest's writes go to an overlay \
+                         there), so the VM was stopped to protect the host; free space under the scratch root \
+                         or lower `min_free` in the drill's vm table",
+                        crate::check::bytes(vm.spec().min_free)
+                    ),
+                )
             } else if vm.serial_flooded() {
                 (
                     VmCheckStatus::Failed,

@@ -122,13 +122,30 @@ pub(crate) fn printable(b: &[u8], max: usize) -> String {
     clip(s.trim(), max)
 }
 
-/// A byte count for messages (`64 MiB`, `512 KiB`, `100 B`).
+/// A byte count for messages: exact when it is a whole number of a unit (`64 MiB`, `512 KiB`, `100 B`),
+/// else one decimal in the largest unit that fits (`31.7 GiB`).
 pub(crate) fn bytes(n: u64) -> String {
-    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
-        format!("{} MiB", n >> 20)
-    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
-        format!("{} KiB", n >> 10)
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let exp = (0..UNITS.len())
+        .rev()
+        .find(|&e| n >= 1u64 << (10 * e))
+        .unwrap_or(0);
+    let unit = 1u64 << (10 * exp);
+    if n.is_multiple_of(unit) {
+        format!("{} {}", n / unit, UNITS[exp])
     } else {
-        format!("{n} B")
+        format!("{:.1} {}", n as f64 / unit as f64, UNITS[exp])
+    }
+}
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn byte_counts_read_well() {
+        assert_eq!(super::bytes(100), "100 B");
+        assert_eq!(super::bytes(512 << 10), "512 KiB");
+        assert_eq!(super::bytes(64 << 20), "64 MiB");
+        assert_eq!(super::bytes(1000 << 40), "1000 TiB");
+        assert_eq!(super::bytes(34_045_190_144), "31.7 GiB");
+        assert_eq!(super::bytes(1536), "1.5 KiB");
     }
 }
