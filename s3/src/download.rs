@@ -7,9 +7,15 @@
 //! byte not yet received and `If-Match: ETAG`, so the bytes already hashed stay valid and a replaced object
 //! is detected (412) instead of spliced. Consecutive failures without progress are bounded by the retry
 //! policy; progress resets the count.
+//!
+//! A reader given a cancel flag ([`Download::cancel_on`]) gives up within [`CANCEL_POLL`] of it being set,
+//! also while the task waits out a retry back-off or a slow server: an agent told to stop (SIGTERM) must not
+//! hang until a dead bucket's retries run out.
 
 use std::io::{self, Read};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::Method;
@@ -23,6 +29,9 @@ use crate::verify::{Expectations, Outcome, Verification, Verifier};
 
 /// Chunks buffered between the network task and the reader.
 const CHANNEL_CHUNKS: usize = 32;
+
+/// How often a waiting reader looks at its cancel flag.
+pub const CANCEL_POLL: Duration = Duration::from_millis(200);
 
 /// What a finished download proved.
 #[derive(Debug, Clone)]
@@ -59,6 +68,8 @@ pub struct DownloadSpec {
 /// The reading end of a download. Dropping it stops the download.
 pub struct Download {
     rx: mpsc::Receiver<Msg>,
+    rt: tokio::runtime::Handle,
+    cancel: Option<Arc<AtomicBool>>,
     cur: Bytes,
     report: Option<DownloadReport>,
     error: Option<S3Error>,
@@ -80,6 +91,8 @@ impl Client {
         });
         Download {
             rx,
+            rt: rt.clone(),
+            cancel: None,
             cur: Bytes::new(),
             report: None,
             error: None,
@@ -336,6 +349,34 @@ impl Download {
     }
 }
 
+impl Download {
+    /// Makes reads fail ("cancelled") within [`CANCEL_POLL`] once `flag` is set, and stops the download.
+    pub fn cancel_on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// The next message from the task, or `Err` when cancelled while waiting.
+    fn next_msg(&mut self) -> io::Result<Option<Msg>> {
+        let Some(flag) = &self.cancel else {
+            return Ok(self.rx.blocking_recv());
+        };
+        loop {
+            if flag.load(Ordering::Relaxed) {
+                // Closing the channel ends the task at its next send.
+                self.rx.close();
+                return Err(io::Error::other("cancelled"));
+            }
+            // The timer must be made inside the runtime.
+            let rx = &mut self.rx;
+            let wait = async move { tokio::time::timeout(CANCEL_POLL, rx.recv()).await };
+            if let Ok(msg) = self.rt.block_on(wait) {
+                return Ok(msg);
+            }
+        }
+    }
+}
+
 impl Read for Download {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -350,7 +391,7 @@ impl Read for Download {
             if let Some(e) = &self.error {
                 return Err(io::Error::other(e.to_string()));
             }
-            match self.rx.blocking_recv() {
+            match self.next_msg()? {
                 Some(Msg::Data(b)) => self.cur = b,
                 Some(Msg::Done(r)) => {
                     self.report = Some(*r);

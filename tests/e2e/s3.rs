@@ -701,3 +701,58 @@ fn credentials_come_from_a_profile_of_the_shared_credentials_file() {
     );
     assert!(!r.stderr.contains(SECRET_KEY));
 }
+
+/// SIGTERM while the bucket is down and the download waits out its retries: lifeboat stops within a
+/// second or two, records the run as `error` (cancelled), and leaves no scratch behind.
+#[test]
+fn sigterm_while_a_dead_bucket_is_retried_stops_promptly() {
+    let sb = Sandbox::new();
+    let mut w = weed(&sb);
+    let key = fx::stamped("img/disk-", 1.0, ".img");
+    w.uploader()
+        .put(BUCKET, &key, &fx::noise(7, 24 << 20))
+        .unwrap();
+    let proxy = Proxy::start(ProxyOptions {
+        upstream: format!("127.0.0.1:{}", w.port()).parse().unwrap(),
+        cut_after: None,
+        cuts: 0,
+        rate: Some(4 << 20),
+    })
+    .unwrap();
+    s3_drill(&sb, "img", &proxy.endpoint(), BUCKET, "img/", "");
+    // Retries that would run for minutes.
+    let text = std::fs::read_to_string(sb.path("lifeboat.toml"))
+        .unwrap()
+        .replace("retries = 8", "retries = 100");
+    std::fs::write(sb.path("lifeboat.toml"), text).unwrap();
+    let child = sb
+        .command(&["drill", "img", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while proxy.stats.bytes_down.load(Ordering::Relaxed) < 4 << 20 {
+        assert!(t.elapsed() < Duration::from_secs(60), "no download");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.kill9();
+    std::thread::sleep(Duration::from_secs(3));
+    let t = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let run: Run = child.wait_with_output().unwrap().into();
+    let stopped = t.elapsed();
+    let r = &run.json_lines()[0];
+    assert!(
+        stopped < Duration::from_secs(3),
+        "stopped after {stopped:?}"
+    );
+    assert_eq!(run.code, 3, "{r:#}");
+    assert_eq!(r["outcome"], "error");
+    assert!(r["error"].as_str().unwrap().contains("cancelled"), "{r:#}");
+    sb.assert_scratch_empty();
+}

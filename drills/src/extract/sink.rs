@@ -193,6 +193,16 @@ impl RestoreSink {
         }
     }
 
+    /// The run's cancellation flag, for readers that wait on the network (they give up when it is set).
+    pub fn cancel_flag(&self) -> CancelFlag {
+        self.cancel.clone()
+    }
+
+    /// Whether the run was cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
     /// Counts one entry against the bound and checks for cancellation. Formats call it before each entry.
     pub fn begin_entry(&mut self, entry: &str) -> Result<(), RestoreError> {
         if self.cancel.load(Ordering::Relaxed) {

@@ -274,3 +274,47 @@ fn unreachable_endpoint_fails_after_bounded_retries() {
     );
     assert_eq!(c.stats().requests.load(Ordering::Relaxed), 3);
 }
+
+/// SIGTERM while the bucket is down: the reader gives up within the poll interval, not after the retries.
+#[test]
+fn a_cancelled_download_stops_at_once_even_while_retrying() {
+    let (_d, mut w) = weed();
+    let data = noise(8, 16 << 20);
+    w.uploader().put(BUCKET, "db.dump", &data).unwrap();
+    let proxy = Proxy::start(ProxyOptions {
+        upstream: format!("127.0.0.1:{}", w.port()).parse().unwrap(),
+        cut_after: None,
+        cuts: 0,
+        rate: Some(2 << 20),
+    })
+    .unwrap();
+    let rt = runtime();
+    // Retries that would take minutes against a dead server.
+    let c = client_with(&proxy.endpoint(), BUCKET, SECRET_KEY, 1000);
+    let s = spec(&rt, &c, "db.dump").unwrap();
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut dl = c.download(rt.handle(), s).cancel_on(flag.clone());
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < 1 << 20 {
+        got += dl.read(&mut buf).unwrap();
+    }
+    w.kill9();
+    // Drain what was buffered; then the reader waits on a task that retries.
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    flag.store(true, Ordering::Relaxed);
+    let err = loop {
+        match dl.read(&mut buf) {
+            Ok(0) => panic!("the download ended although the server is dead"),
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    assert!(err.to_string().contains("cancelled"), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "gave up after {:?}",
+        t.elapsed()
+    );
+}

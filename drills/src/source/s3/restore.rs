@@ -74,7 +74,9 @@ impl S3Source {
         };
         let size = spec.head.size;
         let rt = self.runtime().map_err(|m| self.source_err(key, m))?;
-        let mut download = client.download(rt.handle(), spec);
+        let mut download = client
+            .download(rt.handle(), spec)
+            .cancel_on(sink.cancel_flag());
         let location = self.location(key);
         let result = {
             let mut src = SourceReader::new(&mut download, state.clone(), false);
@@ -85,6 +87,9 @@ impl S3Source {
                 })
             })
         };
+        if result.is_err() && sink.cancelled() {
+            return Err(RestoreError::Cancelled);
+        }
         // A network failure reads better as the client's own error (endpoint, bucket, key, advice).
         if let Some(e) = download.take_error() {
             return Err(self.source_err(key, e.to_string()));
@@ -300,12 +305,17 @@ impl S3Source {
         })?;
         let size = spec.head.size;
         let rt = self.runtime().map_err(|m| self.source_err(key, m))?;
-        let mut download = client.download(rt.handle(), spec);
+        let mut download = client
+            .download(rt.handle(), spec)
+            .cancel_on(sink.cancel_flag());
         sink.begin_entry(rel)?;
         let written = {
             let mut src = SourceReader::new(&mut download, state.clone(), false);
             sink.file(&rel_path, 0o644, size, &mut src)
         };
+        if written.is_err() && sink.cancelled() {
+            return Err(RestoreError::Cancelled);
+        }
         if let Some(e) = download.take_error() {
             return Err(self.source_err(key, e.to_string()));
         }
