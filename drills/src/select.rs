@@ -49,13 +49,9 @@ fn random_index(len: usize) -> usize {
 }
 
 impl Selection {
-    /// Picks from `snapshots` (newest first) as of `now`.
-    pub fn pick<'a>(
-        &self,
-        snapshots: &'a [Snapshot],
-        now: Timestamp,
-    ) -> Result<&'a Snapshot, NoSnapshot> {
-        let matching: Vec<&Snapshot> = snapshots
+    /// The snapshots this selection considers (glob and group applied), in the given order.
+    fn matching<'a>(&self, snapshots: &'a [Snapshot]) -> Vec<&'a Snapshot> {
+        snapshots
             .iter()
             .filter(|s| self.glob.as_ref().is_none_or(|g| g.matches(&s.id)))
             .filter(|s| {
@@ -64,7 +60,22 @@ impl Selection {
                         .is_some_and(|rest| rest.starts_with('/'))
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    /// The newest snapshot this selection considers: the recovery point an incident would restore, whichever
+    /// snapshot the strategy drills (RPA is measured from it).
+    pub fn newest<'a>(&self, snapshots: &'a [Snapshot]) -> Option<&'a Snapshot> {
+        self.matching(snapshots).into_iter().max_by_key(|s| s.time)
+    }
+
+    /// Picks from `snapshots` (newest first) as of `now`.
+    pub fn pick<'a>(
+        &self,
+        snapshots: &'a [Snapshot],
+        now: Timestamp,
+    ) -> Result<&'a Snapshot, NoSnapshot> {
+        let matching = self.matching(snapshots);
         if let (true, Some(g)) = (matching.is_empty(), &self.group)
             && !snapshots.is_empty()
         {
