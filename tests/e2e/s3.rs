@@ -756,3 +756,45 @@ fn sigterm_while_a_dead_bucket_is_retried_stops_promptly() {
     assert!(r["error"].as_str().unwrap().contains("cancelled"), "{r:#}");
     sb.assert_scratch_empty();
 }
+
+/// Selection works on bucket snapshots as on local ones: `oldest-within` a window picks the oldest object
+/// inside it, not the newest and not the one outside; the RPO is still measured from the newest.
+#[test]
+fn oldest_within_picks_the_oldest_object_inside_the_window() {
+    let sb = Sandbox::new();
+    let w = weed(&sb);
+    let up = w.uploader();
+    let newest = fx::stamped("app/app-", 2.0, ".tar.zst");
+    let middle = fx::stamped("app/app-", 50.0, ".tar.zst");
+    let outside = fx::stamped("app/app-", 24.0 * 10.0, ".tar.zst");
+    for (i, k) in [&newest, &middle, &outside].into_iter().enumerate() {
+        put_archive(&up, k, 20 + i as u64);
+    }
+    s3_drill(
+        &sb,
+        "app",
+        &w.endpoint(),
+        BUCKET,
+        "app/",
+        "select = \"oldest-within\"\nwindow = \"3d\"\n",
+    );
+    let (code, r) = sb.drill("app");
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(
+        r["snapshot"]["id"],
+        middle.trim_start_matches("app/"),
+        "{r:#}"
+    );
+    assert_eq!(status(&r, "s3 sha256"), "passed");
+    // The drilled snapshot is 50 h old, past the 26 h RPO; the recovery point is the newest one (2 h).
+    let rpo = check(&r, "rpo");
+    assert_eq!(rpo["status"], "passed", "{rpo:#}");
+    let actual = rpo["actual"].as_str().unwrap();
+    assert!(
+        actual.starts_with("2h") && actual.contains(newest.trim_start_matches("app/")),
+        "{actual}"
+    );
+    assert!(actual.contains("the drilled one is 2d"), "{actual}");
+    let rpa = r["rpa_seconds"].as_f64().unwrap();
+    assert!((7100.0..7400.0).contains(&rpa), "{rpa}");
+}
