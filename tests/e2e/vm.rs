@@ -465,6 +465,40 @@ fn a_vm_that_would_fill_the_scratch_disk_is_stopped_as_an_error() {
     sb.assert_scratch_empty();
 }
 
+/// A raw disk image kept in a bucket (vzdump-style exports, images pushed with rclone): downloaded with its
+/// stored checksum verified, then booted like any other image.
+#[test]
+fn disk_image_object_from_s3_boots() {
+    use lifeboat_fixtures::s3::{ACCESS_KEY, SECRET_KEY, Weed};
+    let _g = one_vm_at_a_time();
+    let sb = Sandbox::new();
+    let w = Weed::start(&sb.path("weed"));
+    let up = w.uploader();
+    up.create_bucket("images").unwrap();
+    let key = lifeboat_fixtures::stamped("web/web-", 3.0, ".img");
+    let image = std::fs::read(fixture_image()).unwrap();
+    up.put("images", &key, &image).unwrap();
+    std::fs::write(sb.path("key-id"), ACCESS_KEY).unwrap();
+    std::fs::write(sb.path("secret"), SECRET_KEY).unwrap();
+    sb.config(&format!(
+        "[sources.bucket]\ntype = \"s3\"\nendpoint = \"{}\"\nbucket = \"images\"\nprefix = \"web/\"\n\
+         access_key_id_file = \"key-id\"\nsecret_access_key_file = \"secret\"\n\n\
+         [drills.web]\nsource = \"bucket\"\ntarget = \"vm\"\nrto = \"10m\"\nrpo = \"26h\"\n\
+         [drills.web.vm]\naccel = \"tcg\"\nmemory = \"256MiB\"\n{BOOT}",
+        w.endpoint()
+    ));
+    let (code, r) = sb.drill("web");
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(status(&r, "s3 etag"), "passed", "{r:#}");
+    let actual = check(&r, "boot")["actual"].as_str().unwrap();
+    assert!(
+        actual.contains(MARKER) && actual.contains(key.trim_start_matches("web/")),
+        "{actual}"
+    );
+    assert!(qemu_processes(&sb).is_empty());
+    sb.assert_scratch_empty();
+}
+
 #[test]
 fn qcow2_naming_a_host_backing_file_fails_without_booting() {
     let sb = Sandbox::new();

@@ -192,3 +192,23 @@ notify = ["ops team"]
             .to_string();
     assert!(e.contains("unknown field `format`"), "{e}");
 }
+
+/// The shipped example is what users copy: every section of it must parse (files it names need not exist
+/// here; `check-config` reads those on the real host).
+#[test]
+fn the_example_configuration_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = include_str!("../../../examples/lifeboat.toml");
+    // The secret files it names, with placeholder contents, in a folder of our own.
+    for f in text.split("\"/etc/lifeboat/").skip(1) {
+        let name = f.split('"').next().unwrap();
+        // 32 characters: also the shape of a PagerDuty integration key.
+        std::fs::write(dir.path().join(name), "0123456789abcdef0123456789abcdef\n").unwrap();
+    }
+    let etc = format!("{}/", dir.path().display());
+    let text = text.replace("/etc/lifeboat/", &etc);
+    let c = parse(&text).unwrap_or_else(|e| panic!("examples/lifeboat.toml: {e}"));
+    for name in ["app", "erp-vm", "erp-boot", "web-ct", "postgres-offsite"] {
+        assert!(c.drills.contains_key(name), "drill {name}");
+    }
+}
