@@ -390,7 +390,7 @@ fn a_vm_eating_into_the_scratch_reserve_is_stopped_as_an_error() {
         s.f_bavail * s.f_frsize
     };
     let mut s = spec(&d, &image());
-    s.min_free = free(&d.run) - (256 << 20);
+    s.min_free = free(&d.run) - (512 << 20);
     // Too little free already: refused before QEMU starts.
     let mut greedy = s.clone();
     greedy.min_free = free(&d.run) + (1 << 40);
@@ -404,7 +404,7 @@ fn a_vm_eating_into_the_scratch_reserve_is_stopped_as_an_error() {
     }
     let mut vm = Vm::start(&s, &mut groups.hook()).unwrap();
     let hog = std::fs::File::create(d.run.join("hog")).unwrap();
-    rustix::fs::fallocate(&hog, rustix::fs::FallocateFlags::empty(), 0, 512 << 20).unwrap();
+    rustix::fs::fallocate(&hog, rustix::fs::FallocateFlags::empty(), 0, 1 << 30).unwrap();
     let r = boot::run(&mut vm, &boot_check(90));
     assert_status(&r, VmCheckStatus::Error);
     assert!(r.message.contains("min_free"), "{r:?}");
