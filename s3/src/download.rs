@@ -361,6 +361,12 @@ impl Download {
         let Some(flag) = &self.cancel else {
             return Ok(self.rx.blocking_recv());
         };
+        // The common case, data already waiting: no timer.
+        match self.rx.try_recv() {
+            Ok(msg) => return Ok(Some(msg)),
+            Err(mpsc::error::TryRecvError::Disconnected) => return Ok(None),
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
         loop {
             if flag.load(Ordering::Relaxed) {
                 // Closing the channel ends the task at its next send.
