@@ -8,9 +8,11 @@
 //! is detected (412) instead of spliced. Consecutive failures without progress are bounded by the retry
 //! policy; progress resets the count.
 //!
-//! A reader given a cancel flag ([`Download::cancel_on`]) gives up within [`CANCEL_POLL`] of it being set,
-//! also while the task waits out a retry back-off or a slow server: an agent told to stop (SIGTERM) must not
-//! hang until a dead bucket's retries run out.
+//! A download given a cancel flag ([`Client::download_cancellable`]) ends within [`CANCEL_POLL`] of it being
+//! set, also while the task waits out a retry back-off or a slow server: an agent told to stop (SIGTERM)
+//! must not hang until a dead bucket's retries run out. The task watches the flag (a 200 ms tick on the
+//! runtime) and wakes the reader with a "cancelled" message, so reads themselves stay plain blocking
+//! receives with no timer.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -52,6 +54,7 @@ enum Msg {
     Data(Bytes),
     Done(Box<DownloadReport>),
     Failed(Box<S3Error>),
+    Cancelled,
 }
 
 /// What to fetch.
@@ -68,8 +71,8 @@ pub struct DownloadSpec {
 /// The reading end of a download. Dropping it stops the download.
 pub struct Download {
     rx: mpsc::Receiver<Msg>,
-    rt: tokio::runtime::Handle,
-    cancel: Option<Arc<AtomicBool>>,
+    /// The download was cancelled: every read fails.
+    cancelled: bool,
     cur: Bytes,
     report: Option<DownloadReport>,
     error: Option<S3Error>,
@@ -79,20 +82,50 @@ pub struct Download {
 impl Client {
     /// Starts downloading `spec.head.key` on `rt`; read it through the returned [`Download`].
     pub fn download(&self, rt: &tokio::runtime::Handle, spec: DownloadSpec) -> Download {
+        self.start(rt, spec, None)
+    }
+
+    /// Like [`Client::download`], but the download stops and reads fail ("cancelled") within
+    /// [`CANCEL_POLL`] once `cancel` is set.
+    pub fn download_cancellable(
+        &self,
+        rt: &tokio::runtime::Handle,
+        spec: DownloadSpec,
+        cancel: Arc<AtomicBool>,
+    ) -> Download {
+        self.start(rt, spec, Some(cancel))
+    }
+
+    fn start(
+        &self,
+        rt: &tokio::runtime::Handle,
+        spec: DownloadSpec,
+        cancel: Option<Arc<AtomicBool>>,
+    ) -> Download {
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         let client = self.clone();
         rt.spawn(async move {
-            let msg = match client.fetch(&spec, &tx).await {
-                Ok(Some(r)) => Msg::Done(Box::new(r)),
-                Ok(None) => return, // the reader went away
-                Err(e) => Msg::Failed(Box::new(e)),
+            let fetched = {
+                let fetch = client.fetch(&spec, &tx);
+                match cancel {
+                    None => Some(fetch.await),
+                    Some(flag) => tokio::select! {
+                        r = fetch => Some(r),
+                        () = cancelled(&flag) => None,
+                    },
+                }
+            };
+            let msg = match fetched {
+                None => Msg::Cancelled,
+                Some(Ok(Some(r))) => Msg::Done(Box::new(r)),
+                Some(Ok(None)) => return, // the reader went away
+                Some(Err(e)) => Msg::Failed(Box::new(e)),
             };
             let _ = tx.send(msg).await;
         });
         Download {
             rx,
-            rt: rt.clone(),
-            cancel: None,
+            cancelled: false,
             cur: Bytes::new(),
             report: None,
             error: None,
@@ -349,40 +382,6 @@ impl Download {
     }
 }
 
-impl Download {
-    /// Makes reads fail ("cancelled") within [`CANCEL_POLL`] once `flag` is set, and stops the download.
-    pub fn cancel_on(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.cancel = Some(flag);
-        self
-    }
-
-    /// The next message from the task, or `Err` when cancelled while waiting.
-    fn next_msg(&mut self) -> io::Result<Option<Msg>> {
-        let Some(flag) = &self.cancel else {
-            return Ok(self.rx.blocking_recv());
-        };
-        // The common case, data already waiting: no timer.
-        match self.rx.try_recv() {
-            Ok(msg) => return Ok(Some(msg)),
-            Err(mpsc::error::TryRecvError::Disconnected) => return Ok(None),
-            Err(mpsc::error::TryRecvError::Empty) => {}
-        }
-        loop {
-            if flag.load(Ordering::Relaxed) {
-                // Closing the channel ends the task at its next send.
-                self.rx.close();
-                return Err(io::Error::other("cancelled"));
-            }
-            // The timer must be made inside the runtime.
-            let rx = &mut self.rx;
-            let wait = async move { tokio::time::timeout(CANCEL_POLL, rx.recv()).await };
-            if let Ok(msg) = self.rt.block_on(wait) {
-                return Ok(msg);
-            }
-        }
-    }
-}
-
 impl Read for Download {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -391,14 +390,18 @@ impl Read for Download {
                 buf[..n].copy_from_slice(&self.cur.split_to(n));
                 return Ok(n);
             }
+            if self.cancelled {
+                return Err(io::Error::other("cancelled"));
+            }
             if self.ended {
                 return Ok(0);
             }
             if let Some(e) = &self.error {
                 return Err(io::Error::other(e.to_string()));
             }
-            match self.next_msg()? {
+            match self.rx.blocking_recv() {
                 Some(Msg::Data(b)) => self.cur = b,
+                Some(Msg::Cancelled) => self.cancelled = true,
                 Some(Msg::Done(r)) => {
                     self.report = Some(*r);
                     self.ended = true;
@@ -416,5 +419,12 @@ impl Read for Download {
                 }
             }
         }
+    }
+}
+
+/// Resolves once `flag` is set (looked at every [`CANCEL_POLL`]).
+async fn cancelled(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(CANCEL_POLL).await;
     }
 }

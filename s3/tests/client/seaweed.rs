@@ -293,7 +293,7 @@ fn a_cancelled_download_stops_at_once_even_while_retrying() {
     let c = client_with(&proxy.endpoint(), BUCKET, SECRET_KEY, 1000);
     let s = spec(&rt, &c, "db.dump").unwrap();
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut dl = c.download(rt.handle(), s).cancel_on(flag.clone());
+    let mut dl = c.download_cancellable(rt.handle(), s, flag.clone());
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = 0;
     while got < 1 << 20 {

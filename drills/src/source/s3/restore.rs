@@ -74,9 +74,7 @@ impl S3Source {
         };
         let size = spec.head.size;
         let rt = self.runtime().map_err(|m| self.source_err(key, m))?;
-        let mut download = client
-            .download(rt.handle(), spec)
-            .cancel_on(sink.cancel_flag());
+        let mut download = client.download_cancellable(rt.handle(), spec, sink.cancel_flag());
         let location = self.location(key);
         let result = {
             let mut src = SourceReader::new(&mut download, state.clone(), false);
@@ -305,9 +303,7 @@ impl S3Source {
         })?;
         let size = spec.head.size;
         let rt = self.runtime().map_err(|m| self.source_err(key, m))?;
-        let mut download = client
-            .download(rt.handle(), spec)
-            .cancel_on(sink.cancel_flag());
+        let mut download = client.download_cancellable(rt.handle(), spec, sink.cancel_flag());
         sink.begin_entry(rel)?;
         let written = {
             let mut src = SourceReader::new(&mut download, state.clone(), false);
