@@ -137,6 +137,7 @@ pub(crate) fn bytes(n: u64) -> String {
         format!("{:.1} {}", n as f64 / unit as f64, UNITS[exp])
     }
 }
+
 #[cfg(test)]
 mod tests {
     #[test]

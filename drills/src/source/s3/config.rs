@@ -9,9 +9,9 @@
 use std::path::PathBuf;
 
 use lifeboat_s3::Credentials;
+use serde::Deserialize;
 
 use super::profile::{self, ProfileKeys};
-use serde::Deserialize;
 
 /// URL style, as written in the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
