@@ -72,6 +72,22 @@ fn serve_vm_drill(sb: &Sandbox, id: &str, vm: &str, checks: &str) -> Running {
 
 const BOOT: &str = "[[drills.web.checks]]\ntype = \"boot\"\npattern = \"LIFEBOAT-GUEST-READY\"\ntimeout = \"2m\"\n";
 
+/// The fixture image as a snapshot of the local folder source `images`, and a drill `images` booting it
+/// under TCG with 256 MiB, the extra `vm` table keys, a boot check for `pattern` and `checks`. Returns the
+/// image's file name.
+fn local_image_drill(sb: &Sandbox, vm: &str, pattern: &str, checks: &str) -> String {
+    let name = lifeboat_fixtures::stamped("web-", 3.0, ".img");
+    std::fs::copy(fixture_image(), sb.backups("images").join(&name)).unwrap();
+    sb.local_drill(
+        "images",
+        &format!(
+            "target = \"vm\"\n[drills.images.vm]\naccel = \"tcg\"\nmemory = \"256MiB\"\n{vm}\
+             [[drills.images.checks]]\ntype = \"boot\"\npattern = \"{pattern}\"\ntimeout = \"2m\"\n{checks}"
+        ),
+    );
+    name
+}
+
 /// Live (not zombie) QEMU processes whose command line mentions the sandbox.
 fn qemu_processes(sb: &Sandbox) -> Vec<i32> {
     let marker = sb.dir.path().to_string_lossy().into_owned();
@@ -419,13 +435,11 @@ fn sigkilled_lifeboat_during_boot_leaves_no_qemu_after_the_next_start() {
 fn image_file_from_a_local_folder_boots_without_network() {
     let _g = one_vm_at_a_time();
     let sb = Sandbox::new();
-    let name = lifeboat_fixtures::stamped("web-", 3.0, ".img");
-    std::fs::copy(fixture_image(), sb.backups("images").join(&name)).unwrap();
-    sb.local_drill(
-        "images",
-        "target = \"vm\"\n[drills.images.vm]\naccel = \"tcg\"\nmemory = \"256MiB\"\n\
-         [[drills.images.checks]]\ntype = \"boot\"\npattern = \"LIFEBOAT-GUEST-READY nics: lo \"\ntimeout = \"2m\"\n\
-         [[drills.images.checks]]\ntype = \"screenshot\"\n",
+    let name = local_image_drill(
+        &sb,
+        "",
+        "LIFEBOAT-GUEST-READY nics: lo ",
+        "[[drills.images.checks]]\ntype = \"screenshot\"\n",
     );
     let (code, r) = sb.drill("images");
     assert_eq!(code, 0, "{r:#}");
@@ -443,14 +457,8 @@ fn image_file_from_a_local_folder_boots_without_network() {
 fn a_vm_that_would_fill_the_scratch_disk_is_stopped_as_an_error() {
     let _g = one_vm_at_a_time();
     let sb = Sandbox::new();
-    let name = lifeboat_fixtures::stamped("web-", 3.0, ".img");
-    std::fs::copy(fixture_image(), sb.backups("images").join(&name)).unwrap();
     // No file system here has 1000 TiB free.
-    sb.local_drill(
-        "images",
-        "target = \"vm\"\n[drills.images.vm]\naccel = \"tcg\"\nmemory = \"256MiB\"\nmin_free = \"1000TiB\"\n\
-         [[drills.images.checks]]\ntype = \"boot\"\npattern = \"LIFEBOAT-GUEST-READY\"\ntimeout = \"2m\"\n",
-    );
+    local_image_drill(&sb, "min_free = \"1000TiB\"\n", MARKER, "");
     let t = Instant::now();
     let (code, r) = sb.drill("images");
     assert_eq!(code, 3, "{r:#}");
