@@ -165,7 +165,10 @@ impl Verifier {
                     idx,
                     expected: c.clone(),
                 });
-            } else if let Some(n) = composite_n {
+            } else if let Some(n) =
+                // SHA checksums of multipart uploads are always composite on S3, even without a suffix.
+                composite_n.or(etag_parts.filter(|_| !a.is_crc()))
+            {
                 if layout_ok(n) {
                     let part_idx = v.part_hasher(kind);
                     v.checks.push(Check::Composite {
@@ -183,35 +186,15 @@ impl Verifier {
                     });
                 }
             } else if let Some(n) = etag_parts {
-                // A multipart object whose checksum carries neither a suffix nor a type.
-                if !a.is_crc() {
-                    // SHA checksums of multipart uploads are always composite on S3.
-                    if layout_ok(n) {
-                        let part_idx = v.part_hasher(kind);
-                        v.checks.push(Check::Composite {
-                            algorithm: a,
-                            part_idx,
-                            expected: c.clone(),
-                            parts: n,
-                        });
-                    } else {
-                        v.checks.push(Check::Unverifiable {
-                            method: a.name(),
-                            source: a.header().to_string(),
-                            expected: format!("{} {}", a.name(), c.shown),
-                            reason: layout_reason(n),
-                        });
-                    }
-                } else {
-                    let idx = v.full_hasher(kind);
-                    let part_idx = layout_ok(n).then(|| v.part_hasher(kind));
-                    v.checks.push(Check::Either {
-                        algorithm: a,
-                        idx,
-                        part_idx,
-                        expected: c.clone(),
-                    });
-                }
+                // A multipart object whose CRC carries neither a suffix nor a type: full object or composite.
+                let idx = v.full_hasher(kind);
+                let part_idx = layout_ok(n).then(|| v.part_hasher(kind));
+                v.checks.push(Check::Either {
+                    algorithm: a,
+                    idx,
+                    part_idx,
+                    expected: c.clone(),
+                });
             }
         }
         for (a, raw) in &exp.checksums.malformed {
