@@ -11,7 +11,6 @@
 //! plain channels, so it works from any thread (a CLI thread or the agent's blocking pool).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -87,18 +86,6 @@ impl PbsSource {
         }
     }
 
-    fn runtime(&self) -> Result<&tokio::runtime::Runtime, String> {
-        self.rt.get()
-    }
-
-    /// Runs `fut` on the source's runtime and waits for it on this thread.
-    fn run<T: Send + 'static>(
-        &self,
-        fut: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T, String> {
-        self.rt.run(fut)
-    }
-
     fn repository(&self) -> Result<Repository, String> {
         self.config
             .repository
@@ -133,7 +120,7 @@ impl PbsSource {
                     None => Trust::System,
                 };
                 // The client spawns nothing at construction, but build it inside the runtime anyway.
-                let rt = self.runtime()?;
+                let rt = self.rt.get()?;
                 let _guard = rt.enter();
                 PbsClient::new(&repo, &secret, trust).map_err(|e| e.to_string())
             })
@@ -181,6 +168,7 @@ impl Source for PbsSource {
         let store = client.repository().datastore.clone();
         let ns = self.config.namespace.clone();
         let items = self
+            .rt
             .run(async move { client.snapshots(&store, ns.as_deref(), None).await })
             .map_err(env_error)?
             .map_err(|e| env_error(e.to_string()))?;
@@ -228,6 +216,7 @@ impl Source for PbsSource {
         let client = self.client().map_err(env_error)?;
         let store = client.repository().datastore.clone();
         let tasks = self
+            .rt
             .run(async move { client.failed_backup_tasks(&store, since.as_second()).await })
             .map_err(env_error)?
             .map_err(|e| env_error(format!("{}: {e}", self.describe_repo())))?;
@@ -273,11 +262,12 @@ impl Source for PbsSource {
         );
         let opener = sessions.clone();
         let session = self
+            .rt
             .run(async move { SessionFactory::open(&opener).await })
             .map_err(env)?
             .map_err(|e| pbs_restore_error(&location, &e))?;
         let state = Arc::new(SourceState::default());
-        let rt = self.runtime().map_err(env)?;
+        let rt = self.rt.get().map_err(env)?;
         let access = RemoteAccess {
             source: self,
             rt,
@@ -313,6 +303,7 @@ impl SnapshotAccess for RemoteAccess<'_> {
         let file = name.to_string();
         let result = self
             .source
+            .rt
             .run(async move { session.download(&file).await })
             .map_err(|m| RestoreError::SourceIo {
                 path: self.location.clone(),

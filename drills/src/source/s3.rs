@@ -61,18 +61,6 @@ impl S3Source {
         }
     }
 
-    fn runtime(&self) -> Result<&tokio::runtime::Runtime, String> {
-        self.rt.get()
-    }
-
-    /// Runs `fut` on the source's runtime and waits for it on this thread.
-    fn run<T: Send + 'static>(
-        &self,
-        fut: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T, String> {
-        self.rt.run(fut)
-    }
-
     fn client(&self) -> Result<Client, String> {
         self.client
             .get_or_init(|| {
@@ -99,7 +87,7 @@ impl S3Source {
                         ..RetryPolicy::default()
                     };
                 }
-                let rt = self.runtime()?;
+                let rt = self.rt.get()?;
                 let _guard = rt.enter();
                 Client::new(cfg).map_err(|e| e.to_string())
             })
@@ -147,7 +135,7 @@ impl S3Source {
         key: &str,
         fut: impl Future<Output = Result<T, S3Error>> + Send + 'static,
     ) -> Result<T, RestoreError> {
-        let r = self.run(fut).map_err(|m| self.source_err(key, m))?;
+        let r = self.rt.run(fut).map_err(|m| self.source_err(key, m))?;
         r.map_err(|e| self.source_err(key, e.to_string()))
     }
 
@@ -164,7 +152,8 @@ impl S3Source {
         delimiter: Option<&'static str>,
     ) -> Result<lifeboat_s3::Listing, String> {
         let client = self.client()?;
-        self.run(async move { client.list(&prefix, delimiter, MAX_LISTED).await })?
+        self.rt
+            .run(async move { client.list(&prefix, delimiter, MAX_LISTED).await })?
             .map_err(|e| e.to_string())
     }
 }

@@ -73,7 +73,7 @@ impl S3Source {
             })?
         };
         let size = spec.head.size;
-        let rt = self.runtime().map_err(|m| self.source_err(key, m))?;
+        let rt = self.rt.get().map_err(|m| self.source_err(key, m))?;
         let mut download = client.download_cancellable(rt.handle(), spec, sink.cancel_flag());
         let location = self.location(key);
         let result = {
@@ -302,7 +302,7 @@ impl S3Source {
             })
         })?;
         let size = spec.head.size;
-        let rt = self.runtime().map_err(|m| self.source_err(key, m))?;
+        let rt = self.rt.get().map_err(|m| self.source_err(key, m))?;
         let mut download = client.download_cancellable(rt.handle(), spec, sink.cancel_flag());
         sink.begin_entry(rel)?;
         let written = {
